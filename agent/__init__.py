@@ -1,0 +1,1 @@
+"""What to say: dialogue state, policies and personas. Pure logic, no sockets."""

