@@ -29,6 +29,17 @@ def librivox_clips() -> list[tuple[Path, str]]:
     return [(LIBRIVOX / f"{fid}.wav", refs[fid]) for fid in sorted(refs)]
 
 
+def speech_bounds(pcm: np.ndarray, rate: int, frame_ms: int = 20, rel: float = 0.1) -> tuple[int, int]:
+    """(first, last) sample of speech in a clip: frames whose RMS exceeds ``rel`` of the loudest frame."""
+    n = rate * frame_ms // 1000
+    frames = pcm[: len(pcm) // n * n].astype(np.float64).reshape(-1, n)
+    rms = np.sqrt((frames**2).mean(axis=1))
+    loud = np.nonzero(rms > rel * rms.max())[0] if len(rms) else np.array([], dtype=int)
+    if not len(loud):
+        return 0, len(pcm)
+    return int(loud[0] * n), int((loud[-1] + 1) * n)
+
+
 def load_pcm(path: Path, rate: int) -> np.ndarray:
     audio, sr = sf.read(str(path), dtype="int16")
     if audio.ndim > 1:
@@ -47,6 +58,7 @@ class CallLog:
     output_rate: int = 0
     session_id: str = ""
     speech_end_sent: list[float] = field(default_factory=list)  # when the caller's last voiced frame left
+    speech_start_sent: list[float] = field(default_factory=list)  # when the first voiced frame left
     close_code: int | None = None
 
     def of(self, kind: str) -> list[dict[str, Any]]:
@@ -111,8 +123,12 @@ class Caller:
         else:
             self.log.close_code = self._ws.close_code
 
-    async def _paced_send(self, pcm: np.ndarray) -> None:
+    async def _paced_send(self, pcm: np.ndarray, marks: dict[int, list[float]] | None = None) -> None:
         for i in range(0, len(pcm), self.frame):
+            if marks is not None:
+                for at, sink in marks.items():
+                    if i <= at < i + self.frame:
+                        sink.append(time.perf_counter())
             if self.realtime > 0:
                 self._t_next += self.frame_s / self.realtime
                 delay = self._t_next - time.perf_counter()
@@ -123,9 +139,10 @@ class Caller:
             await self._ws.send(pcm[i : i + self.frame].astype("<i2").tobytes())
 
     async def say(self, pcm: np.ndarray) -> None:
-        """Stream speech; records when its last frame left (the caller stopped speaking)."""
-        await self._paced_send(pcm)
-        self.log.speech_end_sent.append(time.perf_counter())
+        """Stream a clip; records when its first and last voiced frames left (speech start / stop)."""
+        first, last = speech_bounds(pcm, self.rate)
+        last = min(max(0, last - 1), len(pcm) - 1)
+        await self._paced_send(pcm, {first: self.log.speech_start_sent, last: self.log.speech_end_sent})
 
     async def silence(self, seconds: float) -> None:
         await self._paced_send(np.zeros(int(self.rate * seconds), dtype=np.int16))

@@ -60,7 +60,12 @@ class ASRStage:
         self._frames.append(frame)
         if voiced:
             self._since_partial_ms += FRAME_MS
-        if self._since_partial_ms >= self._interval and (self._partial_task is None or self._partial_task.done()):
+        # under load, partials yield to waiting finals: skip one while the ASR queue is not empty
+        if (
+            self._since_partial_ms >= self._interval
+            and (self._partial_task is None or self._partial_task.done())
+            and self._pool.queued() == 0
+        ):
             self._since_partial_ms = 0
             self._partial_task = asyncio.create_task(self._partial(self._utterance, len(self._frames)))
 

@@ -134,6 +134,7 @@ class CallSession:
         )
         self.tts = TTSStage(hub.tts, hub.aux_pool, self.output_rate, tts_cache if tts_cache is not None else {}, settings.stage_timeout_s)
         self._tasks: set[asyncio.Task[object]] = set()
+        self._finishing: set[asyncio.Task[object]] = set()  # turns being transcribed: never cancelled
         self._reply_task: asyncio.Task[None] | None = None
         self._playout: Playout | None = None
         self._turn_id = 0
@@ -180,10 +181,15 @@ class CallSession:
         return task
 
     async def _shutdown(self) -> None:
+        # a turn the caller finished must still be transcribed and saved, whatever ended the call
+        pending = [t for t in self._finishing if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=self.settings.stage_timeout_s)
         if self._reply_task is not None and not self._reply_task.done():
             await self._interrupt("hangup")
         for task in list(self._tasks):
-            task.cancel()
+            if task not in self._finishing or task.done():
+                task.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
         await self.asr.aclose()
@@ -234,7 +240,7 @@ class CallSession:
             elif isinstance(action, Paused):
                 self._on_paused(action)
             elif isinstance(action, EndOfTurn):
-                self._spawn(self._finish_turn(action))
+                self._finish(action)
         if (
             self.turns.state == "speaking"
             and self._reply_task is not None
@@ -269,7 +275,12 @@ class CallSession:
             return
         for action in self.turns.on_prediction(pause_id, p >= self.settings.smart_turn_threshold):
             if isinstance(action, EndOfTurn):
-                await self._finish_turn(action)
+                self._finish(action)
+
+    def _finish(self, action: EndOfTurn) -> None:
+        task = self._spawn(self._finish_turn(action))
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
 
     async def _finish_turn(self, action: EndOfTurn, reply: bool = True) -> None:
         clock = self._clock
@@ -291,7 +302,7 @@ class CallSession:
         self.outbox.put_nowait(ev.TranscriptFinal(text, action.t_ms, self.asr.language))
         self.state.add_caller(text, action.t_ms)
         await self._save("caller", text, t_ms=action.t_ms)
-        if not reply:
+        if not reply or self.inbox.closed or self._ended.is_set():
             return
         if self._reply_task is not None and not self._reply_task.done():
             await self._interrupt("new_turn")

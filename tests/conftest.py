@@ -3,76 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from bench.server_proc import ServerProcess, free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ServerProcess:
-    """``python server.py`` in a subprocess; ``url`` is its base address."""
-
-    def __init__(self, data_dir: Path, **env: str) -> None:
-        self.port = free_port()
-        self.data_dir = data_dir
-        self.log_path = data_dir / "server.log"
-        full_env = {
-            **os.environ,
-            "PARLEY_PORT": str(self.port),
-            "PARLEY_DATA_DIR": str(data_dir),
-            "HF_HUB_OFFLINE": "1",
-            "PYTHONUNBUFFERED": "1",
-            **env,
-        }
-        # the bundled base model is assembled once into the repo's var/ by `make install`; reuse it
-        shared = ROOT / "var" / "models" / "whisper-base"
-        if "PARLEY_ASR_MODEL_MULTILINGUAL" not in env and (shared / "model.bin").exists():
-            full_env["PARLEY_ASR_MODEL_MULTILINGUAL"] = str(shared)
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "server.py")], cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.ws = f"ws://127.0.0.1:{self.port}"
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.3)
-        raise TimeoutError(f"server not ready: {self.log_path.read_text()[-3000:]}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self._log.close()
+__all__ = ["ServerProcess", "free_port", "ARTIFACTS"]
 
 
 @pytest.fixture(scope="session")

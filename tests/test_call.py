@@ -171,3 +171,22 @@ async def test_dropped_connection_keeps_transcript(server: ServerProcess) -> Non
         await asyncio.sleep(0.2)
         stored = await asyncio.to_thread(get_json, f"{server.url}/api/calls/{log.session_id}")
     assert stored["end_reason"] in {"disconnected", "hangup"}
+
+
+async def test_dropped_mid_sentence_keeps_the_words_so_far(server: ServerProcess) -> None:
+    wav, ref = librivox_clips()[0]  # 7 s
+    pcm = load_pcm(wav, 16000)
+    caller = Caller(f"{server.ws}/ws/call")
+    log = await caller.connect()
+    await caller.say(pcm[: 16000 * 4])  # four seconds in, mid-sentence, the line drops
+    caller._ws.transport.abort()
+    await caller.close(end=False)
+    stored = await wait_stored(server, log.session_id, "caller", timeout=20)
+    said = " ".join(t["text"] for t in stored["turns"] if t["role"] == "caller")
+    assert said, stored
+    # what was kept is the start of the sentence: "and mister john dashwood had then leisure ..."
+    from bench.metrics import normalise
+
+    words = normalise(said)
+    assert words[:3] == ["and", "mister", "john"] or words[:2] == ["mister", "john"], said
+    assert len(words) >= 5
