@@ -3,7 +3,7 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-DEBS    := pocketsphinx-testdata chromium
+DEBS    := pocketsphinx-testdata chromium espeak-ng
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 

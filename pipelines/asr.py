@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from models.asr import ASR, SAMPLE_RATE
+from models.asr import ASR
 from models.vad import FRAME_MS
 from pipelines.audio import to_float
 from pipelines.workers import PRIORITY_FINAL, PRIORITY_PARTIAL, PRIORITY_SPECULATIVE, PriorityWorkers

@@ -190,3 +190,31 @@ async def test_dropped_mid_sentence_keeps_the_words_so_far(server: ServerProcess
     words = normalise(said)
     assert words[:3] == ["and", "mister", "john"] or words[:2] == ["mister", "john"], said
     assert len(words) >= 5
+
+
+async def test_chinese_call_uses_the_multilingual_model(server: ServerProcess, tmp_path: Any) -> None:
+    """No real Chinese speech ships in any package; espeak-ng's Mandarin voice (pinyin input) stands in."""
+    import shutil
+    import subprocess
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not installed (make install installs it)")
+    wav = tmp_path / "zh.wav"
+    await asyncio.to_thread(
+        subprocess.run,
+        ["espeak-ng", "-v", "cmn-latn-pinyin", "-s", "150", "-w", str(wav), "ni3 hao3, wo3 xiang3 cha2 xun2 yi2 xia4 wo3 de5 ding4 dan1"],
+        check=True,
+    )
+    caller = Caller(f"{server.ws}/ws/call", language="zh", realtime=2.0)
+    log = await caller.connect()
+    await caller.say(load_pcm(wav, 16000))
+    await caller.silence(1.0)
+    final = await caller.wait_for("transcript.final", timeout=30)
+    await caller.close()
+    assert final["language"] == "zh"
+    text = final["text"]
+    han = [c for c in text if "\u4e00" <= c <= "\u9fff"]
+    assert len(han) >= 0.6 * len(text.replace(" ", "")), text  # Chinese characters, not English words
+    assert "你好" in text and "我" in text, text
+    # the tiny.en model would have produced Latin letters; this came from the base model
+    assert log.session_id

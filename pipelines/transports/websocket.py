@@ -46,7 +46,7 @@ class CallConnection:
         await self.ws.accept()
         try:
             start = await self._await_start()
-        except (WebSocketDisconnect, asyncio.TimeoutError, ProtocolViolation) as exc:
+        except (TimeoutError, WebSocketDisconnect, ProtocolViolation) as exc:
             if isinstance(exc, ProtocolViolation):
                 await self._close(exc.close_code or CLOSE_POLICY, exc.reason)
             elif isinstance(exc, asyncio.TimeoutError):
@@ -145,7 +145,7 @@ class CallConnection:
                 continue
             try:
                 await _send(self.ws, CallCodec.encode(event), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("call %s: client stopped reading for %.1fs; closing", session.id, timeout)
                 session.end("client_stuck")
                 await self._close(CLOSE_POLICY, "client is not reading")
