@@ -101,5 +101,6 @@ OutboundEvent = (
     | SessionEnded
 )
 
-# Control events are never dropped or flushed; data (agent audio) may be flushed on barge-in.
-CONTROL_TYPES: tuple[type, ...] = (AgentInterrupted, ErrorEvent, SessionEnded)
+# Control events jump the queue and are never flushed; data (agent audio) may be flushed on barge-in.
+# SessionEnded stays in the ordered lane: it must be the last thing a client receives.
+CONTROL_TYPES: tuple[type, ...] = (AgentInterrupted, ErrorEvent)

@@ -326,26 +326,31 @@ class CallSession:
     async def _reply(self, pieces: AsyncIterator[str], playout: Playout, greeting: bool, clock: _TurnClock) -> None:
         turn_id = playout.turn_id
         spoken: list[str] = []
-        queue: asyncio.Queue[tuple[str, np.ndarray] | None] = asyncio.Queue(maxsize=2)
+        queue: asyncio.Queue[tuple[str, np.ndarray] | Exception | None] = asyncio.Queue(maxsize=2)
 
         async def synthesise() -> None:
-            buf = ClauseBuffer()
-            t_policy = time.perf_counter()
-            async for piece in pieces:
-                if not clock.first_text:
-                    clock.first_text = time.perf_counter()
-                    clock.values["policy_first_text_ms"] = _ms(clock.final or t_policy, clock.first_text)
-                self.outbox.put_nowait(ev.AgentText(piece, turn_id))
-                spoken.append(piece)
-                for clause in buf.push(piece):
+            try:
+                buf = ClauseBuffer()
+                t_policy = time.perf_counter()
+                async for piece in pieces:
+                    if not clock.first_text:
+                        clock.first_text = time.perf_counter()
+                        clock.values["policy_first_text_ms"] = _ms(clock.final or t_policy, clock.first_text)
+                    self.outbox.put_nowait(ev.AgentText(piece, turn_id))
+                    spoken.append(piece)
+                    for clause in buf.push(piece):
+                        await queue.put(await self._speak(clause, greeting, clock))
+                for clause in buf.flush():
                     await queue.put(await self._speak(clause, greeting, clock))
-            for clause in buf.flush():
-                await queue.put(await self._speak(clause, greeting, clock))
-            await queue.put(None)
+                await queue.put(None)
+            except Exception as exc:  # handed to the player, which reports it
+                await queue.put(exc)
 
         producer = asyncio.create_task(synthesise())
         try:
             while (item := await queue.get()) is not None:
+                if isinstance(item, Exception):
+                    raise item
                 await playout.play(*item)
                 if clock.first_audio == 0.0 and playout.first_audio_at:
                     clock.first_audio = playout.first_audio_at
