@@ -48,6 +48,7 @@ class Settings:
     # VAD and turn-taking
     vad_mode: int = 3
     speech_start_ms: int = 120  # voiced audio needed to declare speech.started
+    speculate_silence_ms: int = 120  # silence after which the utterance is decoded speculatively
     turn_silence_ms: int = 200  # silence after which the end of turn is considered
     turn_max_silence_ms: int = 800  # silence that ends the turn whatever Smart Turn says
     smart_turn: bool = True
@@ -89,7 +90,27 @@ class Settings:
                 except ValueError as exc:
                     raise ValueError(f"PARLEY_{f.name.upper()}={raw!r}: {exc}") from exc
         values.update(overrides)
-        return cls(**values)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the variable when a setting is out of range."""
+        checks = [
+            ("device", self.device in {"auto", "cpu", "cuda"}, "auto, cpu or cuda"),
+            ("vad_mode", 0 <= self.vad_mode <= 3, "0-3"),
+            ("port", 0 <= self.port < 65536, "0-65535"),
+            ("output_sample_rate", self.output_sample_rate in {0, 8000, 16000, 24000, 48000}, "0, 8000, 16000, 24000 or 48000"),
+            ("turn_max_silence_ms", self.turn_max_silence_ms >= self.turn_silence_ms > 0, ">= turn_silence_ms > 0"),
+            ("speculate_silence_ms", 0 < self.speculate_silence_ms <= self.turn_silence_ms, "1 to turn_silence_ms"),
+            ("max_frame_bytes", self.max_frame_bytes >= 640, ">= 640"),
+            ("max_sessions", self.max_sessions >= 1, ">= 1"),
+            ("asr_workers", self.asr_workers >= 1, ">= 1"),
+            ("smart_turn_threshold", 0.0 <= self.smart_turn_threshold <= 1.0, "0-1"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ValueError(f"PARLEY_{name.upper()}={getattr(self, name)!r}: expected {expected}")
 
 
 __all__ = ["Settings", "ROOT", "field"]

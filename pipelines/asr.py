@@ -60,6 +60,7 @@ class ASRStage:
         self._frames.append(frame)
         if voiced:
             self._since_partial_ms += FRAME_MS
+            self.resumed()  # any speech after a speculative snapshot makes it stale
         # under load, partials yield to waiting finals: skip one while the ASR queue is not empty
         if (
             self._since_partial_ms >= self._interval
@@ -109,12 +110,13 @@ class ASRStage:
             self._on_partial(text, self.t_ms)
 
     def speculate(self) -> None:
-        """Start decoding the utterance as it stands; :meth:`final` reuses it if no speech followed."""
-        n = len(self._frames)
-        if self._spec is not None and self._spec[1] == n:
+        """Start decoding the utterance as it stands; :meth:`final` reuses it if no speech followed.
+
+        A snapshot stays valid until a voiced frame arrives (only silence was added since).
+        """
+        if not self.active or self._spec is not None:
             return
-        if self._spec is not None:
-            self._spec[2].cancel()
+        n = len(self._frames)
         self._spec = (self._utterance, n, asyncio.create_task(self._decode(PRIORITY_SPECULATIVE, n)))
 
     def resumed(self) -> None:

@@ -241,6 +241,8 @@ class CallSession:
                 self._on_paused(action)
             elif isinstance(action, EndOfTurn):
                 self._finish(action)
+        if self.turns.state == "speaking" and r.t_ms - self.turns.last_voiced_ms >= self.settings.speculate_silence_ms:
+            self.asr.speculate()
         if (
             self.turns.state == "speaking"
             and self._reply_task is not None

@@ -20,19 +20,26 @@ from settings import Settings
 
 
 class ScriptedASR:
-    """Returns scripted transcripts; raises for entries that are exceptions."""
+    """Returns the n-th scripted transcript for the n-th utterance; raises for entries that are exceptions.
+
+    Decodes of one utterance (partials, speculative, final) see growing audio; a shorter buffer
+    means the next utterance began.
+    """
 
     multilingual = False
 
     def __init__(self, script: list[str | Exception]) -> None:
         self.script = script
-        self.finals = 0
+        self.utterance = -1
+        self._last_len = 1 << 62
 
     def transcribe(self, audio: np.ndarray, language: str) -> Transcription:
-        if len(audio) < 16000 * 7:  # partials (the clip is 7.1 s): nothing yet
+        if len(audio) < self._last_len - 16000:
+            self.utterance += 1
+        self._last_len = len(audio)
+        if len(audio) < 16000 * 6.6:  # early partials (speech in the clip ends at 6.7 s): nothing yet
             return Transcription("", language, 0)
-        item = self.script[min(self.finals, len(self.script) - 1)]
-        self.finals += 1
+        item = self.script[min(self.utterance, len(self.script) - 1)]
         if isinstance(item, Exception):
             raise item
         return Transcription(item, language, 800)
