@@ -54,7 +54,7 @@ class Settings:
     smart_turn: bool = True
     smart_turn_threshold: float = 0.5
     bargein_min_ms: int = 250  # caller speech while the agent talks that counts as barge-in
-    partial_interval_ms: int = 500  # speech between partial transcripts
+    partial_interval_ms: int = 450  # voiced speech between partial transcripts (+ decode time ~ 500 ms apart)
     max_utterance_s: float = 28.0  # an utterance longer than this is cut into a final
 
     # output audio

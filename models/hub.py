@@ -48,26 +48,18 @@ class ModelHub:
             times[name] = round((time.perf_counter() - t0) * 1000, 1)
             return out
 
-        asr_en = timed(
-            "asr",
-            lambda: FasterWhisperASR(
-                manifest.resolve_whisper(settings.asr_model, cache),
+        def whisper(name: str) -> FasterWhisperASR:
+            return FasterWhisperASR(
+                manifest.resolve_whisper(name, cache),
                 device,
                 cpu_threads=settings.asr_threads,
                 beam_size=settings.asr_beam_size,
-            ),
-        )
+            )
+
+        asr_en = timed("asr", lambda: whisper(settings.asr_model))
         asr_multi: ASR | None = None
         if settings.asr_model_multilingual:
-            asr_multi = timed(
-                "asr_multilingual",
-                lambda: FasterWhisperASR(
-                    manifest.resolve_whisper(settings.asr_model_multilingual, cache),
-                    device,
-                    cpu_threads=settings.asr_threads,
-                    beam_size=settings.asr_beam_size,
-                ),
-            )
+            asr_multi = timed("asr_multilingual", lambda: whisper(settings.asr_model_multilingual))
         turn: TurnModel | None = None
         if settings.smart_turn:
             turn_path = Path(settings.turn_model) if settings.turn_model else manifest.smart_turn_onnx()
