@@ -28,6 +28,7 @@ from pipelines import events as ev
 from pipelines.codecs.wscall import SessionStart
 from pipelines.errors import CapacityError, ProtocolViolation
 from pipelines.runner import CallSession
+from pipelines.transports.webrtc import handle_offer
 from pipelines.transports.websocket import CallConnection
 from settings import ROOT, Settings
 from storage import Store
@@ -48,6 +49,14 @@ class Parley:
         self.ready = False
         self.started_at = time.time()
         self.warm_ms: dict[str, float] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def background(self, coro: Any) -> asyncio.Task[Any]:
+        """Run a task owned by the app (cancelled at shutdown), e.g. a WebRTC call."""
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     async def startup(self) -> None:
         self.store = await Store.open(self.settings.db_url)
@@ -71,6 +80,9 @@ class Parley:
             if not self.sessions:
                 break
             await asyncio.sleep(0.1)
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         if self.store is not None:
             await self.store.close()
         if self.hub is not None:
@@ -120,6 +132,9 @@ def build_app(settings: Settings | None = None) -> Starlette:
     async def ws_call(ws: WebSocket) -> None:
         await CallConnection(parley, ws).serve()
 
+    async def webrtc_offer(request: Request) -> Response:
+        return await handle_offer(parley, request)
+
     async def health(request: Request) -> Response:
         hub = parley.hub
         body: dict[str, Any] = {
@@ -155,6 +170,7 @@ def build_app(settings: Settings | None = None) -> Starlette:
 
     routes = [
         WebSocketRoute("/ws/call", ws_call),
+        Route("/webrtc/offer", webrtc_offer, methods=["POST"]),
         Route("/health", health),
         Route("/api/models", models),
         Route("/api/calls", list_calls),

@@ -62,6 +62,10 @@ class Settings:
     output_frame_ms: int = 40
     playback_lead_ms: int = 200  # how far ahead of real time agent audio may be sent
 
+    # transports
+    ice_servers: str = ""  # JSON list of {"urls": ..., "username": ..., "credential": ...} for WebRTC
+    webrtc_connect_timeout_s: float = 30.0  # an answered offer whose peer never connects is dropped
+
     # limits
     max_frame_bytes: int = 65536
     max_text_bytes: int = 16384
