@@ -151,6 +151,11 @@ def build_app(settings: Settings | None = None) -> Starlette:
     async def models(request: Request) -> Response:
         return JSONResponse([{"name": m.name, "capability": m.capability, "package": m.package, "licence": m.licence} for m in MANIFEST])
 
+    async def personas(request: Request) -> Response:
+        return JSONResponse(
+            [{"name": p.name, "agent_name": p.agent_name, "language": p.language, "greeting": p.greeting} for p in parley.personas.values()]
+        )
+
     async def list_calls(request: Request) -> Response:
         assert parley.store is not None
         try:
@@ -173,6 +178,7 @@ def build_app(settings: Settings | None = None) -> Starlette:
         Route("/webrtc/offer", webrtc_offer, methods=["POST"]),
         Route("/health", health),
         Route("/api/models", models),
+        Route("/api/personas", personas),
         Route("/api/calls", list_calls),
         Route("/api/calls/{call_id}", get_call),
         Mount("/", StaticFiles(directory=str(ROOT / "web_client"), html=True), name="web"),
