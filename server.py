@@ -25,9 +25,11 @@ from agent.personas import Persona, load_personas
 from models.hub import ModelHub
 from models.manifest import MANIFEST
 from pipelines import events as ev
-from pipelines.codecs.wscall import SessionStart
+from pipelines.codecs.wscall import SessionStart, event_to_json
 from pipelines.errors import CapacityError, ProtocolViolation
+from pipelines.monitor import Monitor
 from pipelines.runner import CallSession
+from pipelines.transports.monitor import serve_monitor
 from pipelines.transports.webrtc import handle_offer
 from pipelines.transports.websocket import CallConnection
 from settings import ROOT, Settings
@@ -46,6 +48,7 @@ class Parley:
         self.personas: dict[str, Persona] = load_personas(settings.data_dir / "personas.json")
         self.tts_cache: dict[tuple[str, int], np.ndarray] = {}
         self.sessions: dict[str, CallSession] = {}
+        self.live = Monitor()
         self.ready = False
         self.started_at = time.time()
         self.warm_ms: dict[str, float] = {}
@@ -110,13 +113,17 @@ class Parley:
             tts_cache=self.tts_cache,
         )
         self.sessions[session.id] = session
+        self.live.call_started(session.id, transport=transport, language=start.language, persona=persona_name)
         return session
 
     def release_session(self, session: CallSession) -> None:
-        self.sessions.pop(session.id, None)
+        if self.sessions.pop(session.id, None) is not None:
+            self.live.call_ended(session.id, session.end_reason)
 
     def monitor(self, session: CallSession, event: ev.OutboundEvent) -> None:
-        """Hook for supervisors' live view (every event a call emits passes here)."""
+        """Every event a call emits passes here on its way out: supervisors see all but the audio."""
+        if not isinstance(event, ev.AgentAudio | ev.SessionCreated | ev.SessionEnded):
+            self.live.publish(session.id, event_to_json(event))
 
 
 def build_app(settings: Settings | None = None) -> Starlette:
@@ -131,6 +138,9 @@ def build_app(settings: Settings | None = None) -> Starlette:
 
     async def ws_call(ws: WebSocket) -> None:
         await CallConnection(parley, ws).serve()
+
+    async def ws_monitor(ws: WebSocket) -> None:
+        await serve_monitor(parley.live, ws, settings.send_timeout_s)
 
     async def webrtc_offer(request: Request) -> Response:
         return await handle_offer(parley, request)
@@ -175,6 +185,7 @@ def build_app(settings: Settings | None = None) -> Starlette:
 
     routes = [
         WebSocketRoute("/ws/call", ws_call),
+        WebSocketRoute("/ws/monitor", ws_monitor),
         Route("/webrtc/offer", webrtc_offer, methods=["POST"]),
         Route("/health", health),
         Route("/api/models", models),
