@@ -49,6 +49,17 @@ class TurnRow(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class EmotionRow(Base):
+    """One emotion estimate, utterance summary or alert of a call (``kind`` = the event's type)."""
+
+    __tablename__ = "emotions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    t_ms: Mapped[int] = mapped_column(Integer, default=0)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
 class Store:
     """The one storage module. Create with :meth:`open` (creates tables), close with :meth:`close`."""
 
@@ -106,6 +117,13 @@ class Store:
                 row.ended_at = _now()
                 row.end_reason = reason
 
+    async def add_emotions(self, call_id: str, events: list[dict[str, Any]]) -> None:
+        """Append a batch of emotion events (``type`` emotion / emotion.utterance / emotion.alert)."""
+        if not events:
+            return
+        async with self._sessions.begin() as s:
+            s.add_all(EmotionRow(call_id=call_id, kind=str(e.get("type")), t_ms=int(e.get("t_ms", 0)), payload=e) for e in events)
+
     async def list_calls(self, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
         async with self._sessions() as s:
             rows = (await s.execute(select(CallRow).order_by(CallRow.started_at.desc()).limit(limit).offset(offset))).scalars()
@@ -130,6 +148,11 @@ class Store:
                 }
                 for t in turns
             ]
+            rows = (await s.execute(select(EmotionRow).where(EmotionRow.call_id == call_id).order_by(EmotionRow.id))).scalars()
+            emotions = [r.payload for r in rows]
+            out["emotions"] = [e for e in emotions if e.get("type") == "emotion"]
+            out["emotion_utterances"] = [e for e in emotions if e.get("type") == "emotion.utterance"]
+            out["alerts"] = [e for e in emotions if e.get("type") == "emotion.alert"]
             return out
 
     async def count_calls(self) -> int:

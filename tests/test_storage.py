@@ -19,6 +19,18 @@ async def test_calls_and_turns_round_trip(tmp_path: Path) -> None:
             ("agent", "Hello there", True),
             ("caller", "where is my order", False),
         ]
+        await store.add_emotions(
+            "c1",
+            [
+                {"type": "emotion", "t_ms": 1000, "arousal": 0.2},
+                {"type": "emotion.alert", "t_ms": 5000, "kind": "angry"},
+                {"type": "emotion.utterance", "t_ms": 5200, "valence": -0.4},
+            ],
+        )
+        call = await store.get_call("c1")
+        assert call is not None
+        assert [e["t_ms"] for e in call["emotions"]] == [1000]
+        assert call["alerts"][0]["kind"] == "angry" and call["emotion_utterances"][0]["valence"] == -0.4
         await store.end_call("c1", "hangup")
         await store.end_call("c1", "later")  # the first end wins
         call = await store.get_call("c1")
