@@ -30,6 +30,7 @@ from pipelines.errors import CapacityError, ProtocolViolation
 from pipelines.monitor import Monitor
 from pipelines.runner import CallSession
 from pipelines.transports.monitor import serve_monitor
+from pipelines.transports.twilio import twilio_routes
 from pipelines.transports.webrtc import handle_offer
 from pipelines.transports.websocket import CallConnection
 from settings import ROOT, Settings
@@ -111,6 +112,7 @@ class Parley:
             store=self.store,
             transport=transport,
             tts_cache=self.tts_cache,
+            metadata=start.metadata,
         )
         self.sessions[session.id] = session
         self.live.call_started(session.id, transport=transport, language=start.language, persona=persona_name)
@@ -187,6 +189,7 @@ def build_app(settings: Settings | None = None) -> Starlette:
         WebSocketRoute("/ws/call", ws_call),
         WebSocketRoute("/ws/monitor", ws_monitor),
         Route("/webrtc/offer", webrtc_offer, methods=["POST"]),
+        *twilio_routes(parley),
         Route("/health", health),
         Route("/api/models", models),
         Route("/api/personas", personas),

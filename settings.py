@@ -65,6 +65,9 @@ class Settings:
     # transports
     ice_servers: str = ""  # JSON list of {"urls": ..., "username": ..., "credential": ...} for WebRTC
     webrtc_connect_timeout_s: float = 30.0  # an answered offer whose peer never connects is dropped
+    twilio_auth_token: str = ""  # when set, X-Twilio-Signature is required on /twilio/voice and /ws/twilio
+    public_url: str = ""  # the public root Twilio sees (e.g. https://voice.example.com); empty -> from the request
+    twilio_mark_ms: int = 100  # agent audio between Twilio marks (what-was-heard resolution)
 
     # limits
     max_frame_bytes: int = 65536

@@ -7,6 +7,7 @@ has not heard yet; :class:`Playout` knows how much was played and which words th
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -98,6 +99,7 @@ class Playout:
         self.sent_ms = 0.0
         self.first_audio_at: float | None = None
         self._clauses: list[_Clause] = []
+        self._confirmed_ms: float | None = None  # from the far end (e.g. Twilio mark echoes)
 
     async def play(self, text: str, pcm: np.ndarray) -> None:
         start = self.sent_ms
@@ -115,8 +117,15 @@ class Playout:
             await self._outbox.put(ev.AgentAudio(chunk.tobytes(), self.turn_id))
             self.sent_ms += len(chunk) * 1000 / self._rate
 
+    def confirm(self, played_ms: float) -> None:
+        """The far end reports it has played ``played_ms`` of this reply; :meth:`played_ms` trusts it from now on."""
+        self._confirmed_ms = max(played_ms, self._confirmed_ms or 0.0)
+
     def played_ms(self) -> int:
-        """Milliseconds the caller has heard (sent audio plays in real time from the first frame)."""
+        """Milliseconds the caller has heard: the far end's confirmation if any, else sent audio
+        played in real time from the first frame."""
+        if self._confirmed_ms is not None:
+            return math.ceil(min(self._confirmed_ms, self.sent_ms))
         if self._t0 is None:
             return 0
         return int(min(self.sent_ms, (time.perf_counter() - self._t0) * 1000))

@@ -107,8 +107,10 @@ class CallSession:
         transport: str = "websocket",
         tts_cache: dict[tuple[str, int], np.ndarray] | None = None,
         session_id: str | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> None:
         self.id = session_id or uuid.uuid4().hex[:16]
+        self.metadata = dict(metadata or {})
         self.hub = hub
         self.settings = settings
         self.input_rate = input_rate
@@ -152,7 +154,7 @@ class CallSession:
         self.outbox.put_nowait(ev.SessionCreated(self.id, self.output_rate, self.input_rate))
         if self.store is not None:
             await self.store.start_call(
-                self.id, transport=self.transport, language=self.state.language, persona=self.persona.name, meta={}
+                self.id, transport=self.transport, language=self.state.language, persona=self.persona.name, meta=self.metadata
             )
         self._start_reply(self._fixed(self.persona.greeting), greeting=True)
         listener = self._spawn(self._listen())
@@ -173,6 +175,15 @@ class CallSession:
         if self.end_reason == "hangup":
             self.end_reason = reason
         self.inbox.close()
+
+    def confirm_played(self, turn_id: int, played_ms: float) -> None:
+        """The transport knows the caller has heard ``played_ms`` of reply ``turn_id`` (e.g. a Twilio mark echo)."""
+        if self._playout is not None and self._playout.turn_id == turn_id:
+            self._playout.confirm(played_ms)
+
+    def dtmf(self, digit: str) -> None:
+        """A keypad digit from the caller: appended to ``state.slots["dtmf"]``."""
+        self.state.slots["dtmf"] = self.state.slots.get("dtmf", "") + digit
 
     def _spawn(self, coro: object) -> asyncio.Task[object]:
         task: asyncio.Task[object] = asyncio.create_task(coro)  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -68,6 +69,7 @@ class AgentAudioTrack(MediaStreamTrack):
         self._start: float | None = None
         self.played_samples = 0
         self.turn_id = 0
+        self.on_played: Callable[[int, float], None] | None = None  # (turn_id, ms handed to the encoder)
 
     def feed(self, pcm: np.ndarray, turn_id: int) -> None:
         if turn_id != self.turn_id:
@@ -94,6 +96,8 @@ class AgentAudioTrack(MediaStreamTrack):
                 self._buf[0] = head[k:]
         self._samples -= filled
         self.played_samples += filled
+        if filled and self.on_played is not None:
+            self.on_played(self.turn_id, self.played_samples * 1000 / RATE)
         return out
 
     async def recv(self) -> AudioFrame:
@@ -136,6 +140,7 @@ class WebRTCCall:
         self.pc = pc
         self.session = session
         self.track = AgentAudioTrack()
+        self.track.on_played = session.confirm_played
         self.channel: Any = None
         self._pending: list[str] = []
         self._resampler = StreamResampler(session.output_rate, RATE) if session.output_rate != RATE else None
