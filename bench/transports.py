@@ -13,16 +13,20 @@ import argparse
 import asyncio
 import statistics
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
+import numpy as np
 
-from bench.caller import Caller, librivox_clips, load_pcm
+from bench.caller import Caller, librivox_clips, load_pcm, speech_bounds
 from bench.metrics import percentile
 from bench.rtc_caller import RATE as RTC_RATE
 from bench.rtc_caller import RTCCaller
 from bench.server_proc import ServerProcess
+from bench.twilio_caller import TwilioCaller
+from pipelines.codecs.twilio import ulaw_decode
 
 Result = tuple[list[float], list[float]]  # (server v2v, caller v2v)
 Clips = list[tuple[Path, str]]
@@ -66,9 +70,36 @@ async def over_webrtc(srv: ServerProcess, clips: Clips) -> Result:
     return [float(e["voice_to_voice_ms"]) for e in caller.of("turn.metrics")], client
 
 
+async def over_twilio(srv: ServerProcess, clips: Clips) -> Result:
+    phone = TwilioCaller(f"{srv.ws}/ws/twilio")
+    log = await phone.connect()
+    await phone.silence(6.0)  # the greeting plays out
+    client: list[float] = []
+    for wav, _ in clips:
+        pcm = load_pcm(wav, 8000)
+        _, last = speech_bounds(pcm, 8000)
+        await phone.say(pcm[:last])
+        spoke_until = time.perf_counter()
+        await phone.say(pcm[last:])
+        await phone.silence(4.0)
+        first = next((t for t, payload in log.media if t >= spoke_until and _loud(payload)), None)
+        if first is not None:
+            client.append((first - spoke_until) * 1000)
+    await phone.stop()
+    async with httpx.AsyncClient(timeout=10) as http:
+        call = (await http.get(f"{srv.url}/api/calls/{log.session_id}")).json()
+    server = [float(t["metrics"]["voice_to_voice_ms"]) for t in call["turns"] if t["metrics"].get("voice_to_voice_ms")]
+    return server, client
+
+
+def _loud(payload: bytes, threshold: int = 500) -> bool:
+    return bool(np.abs(ulaw_decode(payload).astype(np.int32)).max() > threshold)
+
+
 TRANSPORTS: dict[str, Callable[[ServerProcess, Clips], Awaitable[Result]]] = {
     "WebSocket (PCM16 16 kHz)": over_websocket,
     "WebRTC (Opus 48 kHz)": over_webrtc,
+    "Twilio Media Streams (mu-law 8 kHz)": over_twilio,
 }
 
 
