@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,6 @@ from tests.conftest import ARTIFACTS, ServerProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
 RATE = 16000
-LEAD_SILENCE_S = 2.5
 TAIL_SILENCE_S = 4.0
 # test_call.py allows 0.30 for audio sent straight over the socket; the page adds the browser's
 # capture path (Chromium resampling, its audio processing, the worklet's resampler).
@@ -131,10 +131,10 @@ class Page:
         await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))
 
 
-def fake_mic_wav(path: Path, clip: Path) -> Path:
+def fake_mic_wav(path: Path, clip: Path, lead_s: float) -> Path:
     """Silence, the clip, silence: 16 kHz mono PCM16, for --use-file-for-fake-audio-capture."""
     speech = load_pcm(clip, RATE)
-    lead = np.zeros(int(LEAD_SILENCE_S * RATE), np.int16)
+    lead = np.zeros(int(lead_s * RATE), np.int16)
     tail = np.zeros(int(TAIL_SILENCE_S * RATE), np.int16)
     sf.write(str(path), np.concatenate([lead, speech, tail]), RATE, subtype="PCM_16")
     return path
@@ -202,50 +202,100 @@ async def open_page(cdp: DevTools, url: str) -> Page:
 
 
 STATS = "JSON.parse(JSON.stringify(window.parleyStats))"
+CALL_BUTTON = "document.querySelector('[data-testid=call-button]')"
 
 
-async def test_caller_page_talks_to_the_agent(server: ServerProcess, tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class Way:
+    """What differs between the page's transports in these tests."""
+
+    transport: str  # the value of the page's transport picker
+    lead_s: float  # silence on the microphone before the clip
+    agent_audio: Callable[[dict[str, Any]], bool]  # the page's stats show agent audio playing
+    screenshot: str
+
+
+# 2.5 s: the clip starts over the greeting, so the test sees barge-in drop queued audio.
+WEBSOCKET = Way("websocket", 2.5, lambda s: s["playedChunks"] > 0, "web_caller.png")
+# Over WebRTC Chromium's echo canceller takes the agent's voice as its far end, and while it plays
+# (with no real echo path on a fake microphone) it suppresses the caller, cutting the clip into
+# fragments: the clip waits for the greeting (~1 s to connect + ~4.5 s) to end.
+WEBRTC = Way("webrtc", 7.0, lambda s: s["rtcAudioEnergy"] > 0, "web_caller_webrtc.png")
+
+
+def count(selector: str) -> str:
+    return f"document.querySelectorAll({selector!r}).length"
+
+
+@contextlib.asynccontextmanager
+async def answered_call(server: ServerProcess, tmp_path: Path, way: Way) -> AsyncIterator[tuple[Page, dict[str, Any]]]:
+    """Call over ``way.transport`` with a LibriVox clip as the microphone; yields once the agent answers.
+
+    Checks what both transports must show (the transcript, the reply text, the latency rows); the
+    test checks the transport's own audio counters. Afterwards: a screenshot, the hang-up.
+    """
     clip, reference = librivox_clips()[0]
-    wav = fake_mic_wav(tmp_path / "mic.wav", clip)
+    wav = fake_mic_wav(tmp_path / "mic.wav", clip, way.lead_s)
     # all of the clip and a second of silence after it have reached the server
-    spoken_s = LEAD_SILENCE_S + sf.info(str(clip)).duration + 1.0
+    spoken_s = way.lead_s + sf.info(str(clip)).duration + 1.0
     async with chromium(tmp_path, wav) as cdp:
         page = await open_page(cdp, f"{server.url}/")
-        assert await page.eval("document.querySelector('[data-testid=call-button]').textContent") == "Call"
-        await page.eval("document.querySelector('[data-testid=call-button]').click()", gesture=True)
+        assert await page.eval(f"{CALL_BUTTON}.textContent") == "Call"
+        await page.eval(f"document.querySelector('[data-testid=transport-{way.transport}]').click()")
+        await page.eval(f"{CALL_BUTTON}.click()", gesture=True)
         await page.wait_for(f"{STATS}.state", lambda s: s == "in call", 10, "session.created")
+        assert await page.eval("document.querySelector('[data-testid=options]').disabled")  # no changes mid-call
 
         def answered(s: dict[str, Any]) -> bool:
             # the whole clip is recognised, and the agent's reply to it has started playing
             heard_all = s["framesSent"] * 0.02 >= spoken_s and bool(s["finals"])
-            return (heard_all and len(s["metrics"]) >= len(s["finals"]) and s["playedChunks"] > 0) or bool(s["errors"])
+            return (heard_all and len(s["metrics"]) >= len(s["finals"]) and way.agent_audio(s)) or bool(s["errors"])
 
         stats = await page.wait_for(STATS, answered, CALL_TIMEOUT_S, "a final transcript and a reply")
         assert not stats["errors"], stats["errors"]
-        assert stats["outputRate"] == RATE
-        assert stats["framesSent"] > 0
+        assert stats["transport"] == way.transport
         assert stats["partials"] > 0  # shown live while the clip was spoken
-        assert stats["audioBytesReceived"] > RATE  # more than half a second of agent speech
-        assert stats["playedChunks"] > 0
-
         shown = await page.eval("[...document.querySelectorAll('[data-testid=caller-final] .text')].map(e => e.textContent)")
         assert shown == stats["finals"]
         heard = " ".join(stats["finals"])
         assert wer(reference, heard) <= MAX_WER, (reference, heard)
-        assert await page.eval("document.querySelectorAll('[data-testid=agent-text]').length") >= 2  # greeting + reply
-        assert await page.eval("document.querySelectorAll('[data-testid=turn-metrics]').length") == len(stats["metrics"])
-        if stats["interruptions"]:
-            # the clip starts 2.5 s in, over the greeting: the queued greeting audio must be dropped
-            # at once (the server sends ~200 ms ahead, so some is always queued mid-sentence)
-            assert stats["droppedChunks"] > 0, stats
-            assert await page.eval("document.querySelectorAll('[data-testid=agent-text].interrupted').length") == len(
-                stats["interruptions"]
-            )
+        assert await page.eval(count("[data-testid=agent-text]")) >= 2  # greeting + reply
+        assert await page.eval(count("[data-testid=turn-metrics]")) == len(stats["metrics"])
+        # a barge-in shows on the line it cut
+        assert await page.eval(count("[data-testid=agent-text].interrupted")) == len(stats["interruptions"])
+
+        yield page, stats
 
         await asyncio.sleep(0.5)  # let a little more of the reply play before the picture
         await asyncio.to_thread(ARTIFACTS.mkdir, exist_ok=True)
-        await page.screenshot(ARTIFACTS / "web_caller.png")
-
-        await page.eval("document.querySelector('[data-testid=call-button]').click()", gesture=True)
+        await page.screenshot(ARTIFACTS / way.screenshot)
+        await page.eval(f"{CALL_BUTTON}.click()", gesture=True)
         await page.wait_for(f"{STATS}.state", lambda s: s == "ended", 10, "the hang-up")
         assert not [line for line in page.log() if line.startswith("exception")], page.log()
+
+
+async def test_caller_page_talks_to_the_agent(server: ServerProcess, tmp_path: Path) -> None:
+    async with answered_call(server, tmp_path, WEBSOCKET) as (_, stats):
+        assert stats["outputRate"] == RATE
+        assert stats["audioBytesReceived"] > RATE  # more than half a second of agent speech
+        assert stats["playedChunks"] > 0
+        if stats["interruptions"]:
+            # the queued greeting audio must be dropped at once (the server sends ~200 ms ahead,
+            # so some is always queued mid-sentence)
+            assert stats["droppedChunks"] > 0, stats
+
+
+async def test_caller_page_over_webrtc(server: ServerProcess, tmp_path: Path) -> None:
+    async with answered_call(server, tmp_path, WEBRTC) as (page, stats):
+        assert stats["outputRate"] == 48000  # Opus
+        assert stats["audioBytesReceived"] == 0  # no PCM over a WebSocket: the agent's voice came over RTP
+        assert stats["rtcInboundBytes"] > 0 and stats["rtcSamplesReceived"] > 0
+        # the reply (not only the greeting) is audible: its energy arrives after its text
+        energy = stats["rtcAudioEnergy"]
+        await page.wait_for(f"{STATS}.rtcAudioEnergy", lambda e: e > energy, 5, "the reply's audio over RTP")
+        assert "WebRTC" in await page.eval("document.querySelector('[data-testid=session]').textContent")
+        # the pickers: personas from the server, English and Mandarin, the default voice
+        personas = await page.eval("fetch('/api/personas').then(r => r.json()).then(ps => ps.map(p => p.name))")
+        assert await page.eval("[...document.querySelector('#persona').options].map(o => o.value)") == personas
+        assert {"en", "zh"} <= set(await page.eval("[...document.querySelector('#language').options].map(o => o.value)"))
+        assert await page.eval("document.querySelector('#voice').options.length") >= 1

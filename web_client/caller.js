@@ -1,14 +1,17 @@
-// Parley caller: microphone -> /ws/call -> transcript, reply text, gapless reply audio, latency.
+// Parley caller: microphone -> WebSocket (/ws/call) or WebRTC (/webrtc/offer) -> live transcript,
+// reply text, the agent's voice, and per-turn latency.
 //
-// One call at a time. Capture runs in an AudioWorklet (pcm-capture.js) that sends 20 ms PCM16
-// frames at 16 kHz; reply audio is scheduled back to back on an AudioContext running at the
-// server's output rate, and everything queued is dropped the moment the agent is interrupted.
-// window.parleyStats is a read-only summary for tests and for debugging from the console.
+// One call at a time. The transports (ws-transport.js, rtc-transport.js) move audio and events;
+// this page shows the events, which are the same for both. Options may be preset in the address:
+// ?transport=webrtc&language=zh&persona=NAME&voice=ID.
 
-const INPUT_RATE = 16000; // what the capture worklet sends and session.start declares
-const FRAME_MS = 20;
-const START_DELAY_S = 0.05; // jitter margin when playback (re)starts from an empty queue
+import { Microphone } from "./microphone.js";
+import { RtcTransport } from "./rtc-transport.js";
+import { resetStats, stats } from "./stats.js";
+import { WebSocketTransport } from "./ws-transport.js";
+
 const METRIC_KEYS = ["end_of_speech_ms", "asr_final_ms", "policy_first_text_ms", "tts_first_audio_ms", "voice_to_voice_ms"];
+const TRANSPORT_NAMES = { websocket: "WebSocket", webrtc: "WebRTC" };
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -16,32 +19,119 @@ const ui = {
   state: $("state"),
   level: $("mic-level"),
   session: $("session"),
+  options: $("options"),
+  language: $("language"),
+  persona: $("persona"),
+  voice: $("voice"),
+  agentAudio: $("agent-audio"),
   transcript: $("transcript"),
   metrics: $("metrics").tBodies[0],
   errors: $("errors"),
 };
-
-const freshStats = () => ({
-  sessionId: null,
-  outputRate: 0,
-  framesSent: 0,
-  audioBytesReceived: 0,
-  audioBytesDropped: 0, // reply audio that arrived for a turn already interrupted
-  scheduledChunks: 0,
-  playedChunks: 0,
-  underruns: 0,
-  droppedChunks: 0, // scheduled reply audio thrown away by barge-in
-  partials: 0,
-  finals: [],
-  agentTexts: [],
-  interruptions: [],
-  metrics: [],
-  errors: [],
-});
-const stats = { state: "idle", ...freshStats() }; // of the current or last call
 window.parleyStats = stats;
 
-// ---- page ---------------------------------------------------------------------------------
+// ---- call options ---------------------------------------------------------------------------
+
+const languageNames = new Intl.DisplayNames([navigator.language, "en"], { type: "language" });
+
+function addOption(select, value, label, title) {
+  const option = new Option(label, value);
+  if (title) option.title = title;
+  select.append(option);
+  return option;
+}
+
+function ensureLanguage(code) {
+  if (![...ui.language.options].some((o) => o.value === code)) addOption(ui.language, code, `${languageNames.of(code) ?? code} (${code})`);
+}
+
+async function fetchJson(path) {
+  const response = await fetch(path, { headers: { Accept: "application/json" } });
+  if (!response.ok) throw new Error(`${path}: ${response.status}`);
+  return response.json();
+}
+
+/** Personas from the server; the built-in one stays selectable if the list cannot be read. */
+async function loadPersonas() {
+  let personas = [];
+  try {
+    personas = await fetchJson("api/personas");
+  } catch {
+    return; // keeps the "Default" option: the server's default persona
+  }
+  if (!Array.isArray(personas) || !personas.length) return;
+  ui.persona.replaceChildren();
+  for (const p of personas) {
+    const option = addOption(ui.persona, p.name, p.name === p.agent_name ? p.name : `${p.agent_name} (${p.name})`, p.greeting);
+    option.dataset.language = p.language || "";
+    if (p.language) ensureLanguage(p.language);
+  }
+  ui.persona.value = personas.some((p) => p.name === "default") ? "default" : personas[0].name;
+}
+
+/** Voices from GET /api/voices (a list of {id, name}, or {voices: [...]}); else just the default. */
+async function loadVoices() {
+  let voices = [];
+  try {
+    const body = await fetchJson("api/voices");
+    voices = (Array.isArray(body) ? body : body?.voices) ?? [];
+  } catch {
+    return;
+  }
+  voices = voices.filter((v) => v && typeof v.id === "string");
+  if (!voices.length) return;
+  ui.voice.replaceChildren();
+  for (const v of voices) addOption(ui.voice, v.id, v.name || v.id);
+}
+
+function selectedTransport() {
+  return document.querySelector("input[name=transport]:checked")?.value || "websocket";
+}
+
+function readOptions() {
+  return {
+    transport: selectedTransport(),
+    language: ui.language.value,
+    persona: ui.persona.value || null,
+    voice: ui.voice.value || null,
+  };
+}
+
+function select(el, value) {
+  if (value !== null && [...el.options].some((o) => o.value === value)) el.value = value;
+}
+
+/** A persona speaks a language: choosing it chooses its language (which can then be changed). */
+function adoptPersonaLanguage() {
+  const language = ui.persona.selectedOptions[0]?.dataset.language;
+  if (language) ui.language.value = language;
+}
+
+/** Keep the address in step with the options, so a reload or a shared link places the same call. */
+function rememberOptions() {
+  const params = new URLSearchParams(location.search);
+  for (const [key, value] of Object.entries(readOptions())) {
+    if (value) params.set(key, value);
+    else params.delete(key);
+  }
+  history.replaceState(null, "", `${location.pathname}?${params}`);
+}
+
+async function setUpOptions() {
+  const params = new URLSearchParams(location.search);
+  const transport = document.querySelector(`input[name=transport][value="${CSS.escape(params.get("transport") || "")}"]`);
+  if (transport) transport.checked = true;
+  ensureLanguage(params.get("language") || ui.language.value);
+  select(ui.language, params.get("language"));
+  await Promise.all([loadPersonas(), loadVoices()]);
+  select(ui.persona, params.get("persona"));
+  if (!params.get("language")) adoptPersonaLanguage();
+  select(ui.voice, params.get("voice"));
+  ui.persona.addEventListener("change", adoptPersonaLanguage);
+  ui.options.addEventListener("change", rememberOptions);
+}
+
+// ---- page -----------------------------------------------------------------------------------
 
 function setState(state) {
   stats.state = state;
@@ -51,6 +141,7 @@ function setState(state) {
   ui.button.textContent = live ? "Hang up" : "Call";
   ui.button.setAttribute("aria-pressed", String(live));
   ui.button.disabled = state === "ending";
+  ui.options.disabled = live;
 }
 
 function showError(code, message) {
@@ -142,141 +233,35 @@ function addMetrics(event) {
   ui.metrics.append(tr);
 }
 
-// ---- reply audio ----------------------------------------------------------------------------
-
-class Player {
-  /** Gapless playback of PCM16 chunks; stop() drops everything queued at once. */
-  constructor(rate) {
-    try {
-      this.ctx = new AudioContext({ sampleRate: rate, latencyHint: "interactive" });
-    } catch {
-      this.ctx = new AudioContext({ latencyHint: "interactive" }); // resamples each buffer instead
-    }
-    this.rate = rate;
-    this.next = 0; // context time the next chunk starts
-    this.sources = new Set();
-    this.ctx.resume().catch(() => {});
-  }
-
-  play(arrayBuffer) {
-    const view = new DataView(arrayBuffer);
-    const n = view.byteLength >> 1;
-    if (!n) return;
-    const buffer = this.ctx.createBuffer(1, n, this.rate);
-    const samples = buffer.getChannelData(0);
-    for (let i = 0; i < n; i++) samples[i] = view.getInt16(i * 2, true) / 0x8000;
-    const src = this.ctx.createBufferSource();
-    src.buffer = buffer;
-    src.connect(this.ctx.destination);
-    const now = this.ctx.currentTime;
-    if (this.next < now) {
-      if (this.sources.size) stats.underruns++;
-      this.next = now + START_DELAY_S;
-    }
-    src.start(this.next);
-    this.next += buffer.duration;
-    this.sources.add(src);
-    stats.scheduledChunks++;
-    src.onended = () => {
-      this.sources.delete(src);
-      stats.playedChunks++;
-    };
-  }
-
-  stop() {
-    stats.droppedChunks += this.sources.size;
-    for (const src of this.sources) {
-      src.onended = null;
-      src.stop();
-      src.disconnect();
-    }
-    this.sources.clear();
-    this.next = 0;
-  }
-
-  close() {
-    this.stop();
-    this.ctx.close().catch(() => {});
-  }
-}
-
 // ---- the call -------------------------------------------------------------------------------
 
 class Call {
-  constructor() {
-    this.ws = null;
+  constructor(options) {
+    this.options = options;
     this.mic = null;
-    this.captureCtx = null;
-    this.capture = null;
-    this.player = null;
+    this.transport = null;
     this.conversation = new Conversation();
-    this.turn = 0; // latest agent turn seen in agent.text
-    this.droppedTurn = 0; // reply audio for turns up to this one is discarded
     this.closed = false; // hung up, or the server ended the call
   }
 
   async start() {
-    Object.assign(stats, freshStats());
+    resetStats(this.options);
     setState("connecting");
+    ui.session.textContent = "";
     ui.transcript.replaceChildren();
     ui.metrics.replaceChildren();
     ui.errors.replaceChildren();
-    // Made inside the click, so autoplay policies let it run; the player's context, made at
-    // session.created, runs on the activation this click gave the page.
-    const ctx = (this.captureCtx = new AudioContext({ latencyHint: "interactive" }));
-    this.mic = await navigator.mediaDevices.getUserMedia({
-      audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
-    });
+    // Made inside the click, so autoplay policies let its audio context run.
+    this.mic = new Microphone((level) => (ui.level.value = level));
+    await this.mic.open();
     if (this.closed) return this.release(); // hung up while the browser asked for the microphone
-    await ctx.audioWorklet.addModule("pcm-capture.js");
-    if (this.closed) return this.release();
-    this.capture = new AudioWorkletNode(ctx, "pcm-capture", {
-      channelCount: 1,
-      channelCountMode: "explicit",
-      processorOptions: { targetRate: INPUT_RATE, frameMs: FRAME_MS },
-    });
-    this.capture.port.onmessage = (e) => this.onFrame(e.data);
-    ctx.createMediaStreamSource(this.mic).connect(this.capture);
-    // The worklet outputs silence; connecting it keeps it pulled in every browser.
-    this.capture.connect(ctx.destination);
-    this.connect();
-  }
-
-  connect() {
-    const url = new URL("ws/call", location.href);
-    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(url);
-    ws.binaryType = "arraybuffer";
-    ws.onopen = () => {
-      const language = new URLSearchParams(location.search).get("language") || "en";
-      ws.send(JSON.stringify({ type: "session.start", audio: { format: "pcm16", sample_rate: INPUT_RATE }, language }));
-    };
-    ws.onmessage = (e) => (typeof e.data === "string" ? this.onEvent(JSON.parse(e.data)) : this.onAudio(e.data));
-    ws.onclose = (e) => {
-      if (!this.closed && e.code !== 1000) {
-        const why = e.code === 1006 ? "could not reach the server, or the connection dropped" : e.reason || "the server closed the call";
-        showError(`connection ${e.code}`, why);
-      }
-      this.release();
-    };
-    this.ws = ws;
-  }
-
-  onFrame({ pcm, peak }) {
-    ui.level.value = peak > 0 ? Math.max(0, 1 + Math.log10(peak) / 3) : 0; // -60..0 dBFS -> 0..1
-    if (this.player && this.ws && this.ws.readyState === WebSocket.OPEN) {
-      this.ws.send(pcm);
-      stats.framesSent++;
-    }
-  }
-
-  onAudio(data) {
-    stats.audioBytesReceived += data.byteLength;
-    if (!this.player || this.turn <= this.droppedTurn) {
-      stats.audioBytesDropped += data.byteLength;
-      return;
-    }
-    this.player.play(data);
+    const handlers = { onEvent: (e) => this.onEvent(e), onClose: (error) => this.onClose(error) };
+    this.transport =
+      this.options.transport === "webrtc"
+        ? new RtcTransport(this.mic, this.options, handlers, ui.agentAudio)
+        : new WebSocketTransport(this.mic, this.options, handlers);
+    await this.transport.connect();
+    if (this.closed) this.release();
   }
 
   onEvent(event) {
@@ -284,9 +269,7 @@ class Call {
     switch (event.type) {
       case "session.created":
         stats.sessionId = event.session_id;
-        stats.outputRate = event.output_audio.sample_rate;
-        ui.session.textContent = `Session ${event.session_id}`;
-        this.player = new Player(stats.outputRate);
+        ui.session.textContent = `${TRANSPORT_NAMES[this.options.transport]} · session ${event.session_id}`;
         setState("in call");
         break;
       case "transcript.partial":
@@ -298,7 +281,6 @@ class Call {
         c.caller(event.text, true);
         break;
       case "agent.text":
-        this.turn = Math.max(this.turn, event.turn_id);
         c.agent(event.turn_id, event.text);
         break;
       case "agent.text.done":
@@ -306,8 +288,6 @@ class Call {
         c.agentDone(event.turn_id, event.text);
         break;
       case "agent.interrupted":
-        this.player?.stop();
-        this.droppedTurn = Math.max(this.droppedTurn, event.turn_id);
         stats.interruptions.push(event);
         c.interrupted(event.turn_id, event.heard_text);
         break;
@@ -320,36 +300,29 @@ class Call {
       case "session.ended":
         ui.session.textContent = `Call ended (${event.reason})`;
         this.closed = true;
-        this.ws?.close(1000);
         break;
       default: // speech.started/stopped, agent.audio.done: nothing to show
     }
   }
 
+  onClose(error) {
+    if (error && !this.closed) showError(error.code, error.message);
+    this.release();
+  }
+
   hangUp() {
     if (this.closed) return;
     this.closed = true;
-    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
-      setState("ending");
-      this.ws.send(JSON.stringify({ type: "session.end" }));
-      // the server answers session.ended and closes; do not wait forever for it
-      setTimeout(() => this.ws.close(1000), 2000);
-    } else {
-      this.ws?.close(1000);
-      this.release();
-    }
+    if (this.transport?.hangUp()) setState("ending");
+    else this.release();
   }
 
-  /** Stop the microphone and audio and show the call as ended; safe to call more than once. */
+  /** Stop the microphone, the transport and the audio, and show the call as ended; idempotent. */
   release() {
     this.closed = true;
-    this.capture?.port.postMessage("stop");
-    this.capture?.disconnect();
-    this.mic?.getTracks().forEach((t) => t.stop());
-    this.captureCtx?.close().catch(() => {});
-    this.player?.close();
-    this.capture = this.mic = this.captureCtx = this.player = null;
-    ui.level.value = 0;
+    this.transport?.close();
+    this.mic?.close();
+    this.transport = this.mic = null;
     if (call === this) {
       call = null;
       setState("ended");
@@ -368,7 +341,7 @@ ui.button.addEventListener("click", () => {
     showError("insecure", "the microphone needs https:// or http://localhost");
     return;
   }
-  call = new Call();
+  call = new Call(readOptions());
   const current = call;
   current.start().catch((err) => {
     if (!current.closed) showError(err.name || "error", err.message || String(err));
@@ -376,4 +349,6 @@ ui.button.addEventListener("click", () => {
   });
 });
 
+resetStats(readOptions());
 setState("idle");
+setUpOptions();
