@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
@@ -155,6 +155,7 @@ def build_app(settings: Settings | None = None) -> Starlette:
             "sessions": len(parley.sessions),
             "max_sessions": settings.max_sessions,
             "asr_queue": hub.asr_pool.queued() if hub else None,
+            "emotion": settings.emotion,
             "load_ms": hub.load_ms if hub else None,
             "warm_ms": parley.warm_ms,
         }
@@ -162,6 +163,9 @@ def build_app(settings: Settings | None = None) -> Starlette:
 
     async def models(request: Request) -> Response:
         return JSONResponse([{"name": m.name, "capability": m.capability, "package": m.package, "licence": m.licence} for m in MANIFEST])
+
+    async def supervisor(request: Request) -> Response:
+        return FileResponse(ROOT / "web_client" / "supervisor.html")
 
     async def personas(request: Request) -> Response:
         return JSONResponse(
@@ -191,6 +195,7 @@ def build_app(settings: Settings | None = None) -> Starlette:
         Route("/webrtc/offer", webrtc_offer, methods=["POST"]),
         *twilio_routes(parley),
         Route("/health", health),
+        Route("/supervisor", supervisor),
         Route("/api/models", models),
         Route("/api/personas", personas),
         Route("/api/calls", list_calls),

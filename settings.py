@@ -57,6 +57,13 @@ class Settings:
     partial_interval_ms: int = 450  # voiced speech between partial transcripts (+ decode time ~ 500 ms apart)
     max_utterance_s: float = 28.0  # an utterance longer than this is cut into a final
 
+    # emotion
+    emotion: bool = True
+    emotion_model: str = ""  # local transformers audio-classification checkpoint (deep option)
+    emotion_calibration_s: float = 8.0  # caller speech that sets their prosody baseline
+    emotion_alert_threshold: float = 0.5  # angry or distressed score that starts an alert run
+    emotion_alert_ms: int = 4000  # how long the run must last before the supervisor is alerted
+
     # output audio
     output_sample_rate: int = 0  # 0 -> same as the caller's declared rate
     output_frame_ms: int = 40
@@ -114,6 +121,7 @@ class Settings:
             ("max_sessions", self.max_sessions >= 1, ">= 1"),
             ("asr_workers", self.asr_workers >= 1, ">= 1"),
             ("smart_turn_threshold", 0.0 <= self.smart_turn_threshold <= 1.0, "0-1"),
+            ("emotion_alert_threshold", 0.0 < self.emotion_alert_threshold <= 1.0, "0-1"),
         ]
         for name, ok, expected in checks:
             if not ok:

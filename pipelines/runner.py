@@ -21,10 +21,13 @@ from agent.personas import Persona
 from agent.policy import IntentPolicy, Policy
 from agent.state import DialogueState
 from models.hub import ModelHub
+from models.prosody import NumpyProsody
 from models.vad import FRAME_SAMPLES, WebRtcVAD
 from pipelines import events as ev
 from pipelines.asr import ASRStage
 from pipelines.audio import Framer, StreamResampler
+from pipelines.distress import DistressTracker
+from pipelines.emotion import EmotionConfig, EmotionEstimate, EmotionStage
 from pipelines.playout import Outbox, Playout
 from pipelines.tts import ClauseBuffer, TTSStage
 from pipelines.turns import EndOfTurn, Paused, Started, TurnDetector
@@ -134,6 +137,18 @@ class CallSession:
             settings.partial_interval_ms,
             settings.stage_timeout_s,
         )
+        self.emotion: EmotionStage | None = None
+        if settings.emotion:
+            self.emotion = EmotionStage(
+                NumpyProsody(),
+                lambda fn: hub.aux_pool.run(2, fn, settings.stage_timeout_s),
+                text=hub.text_emotion,
+                model=hub.emotion_model,
+                on_estimate=self._on_emotion,
+                config=EmotionConfig(calibration_s=settings.emotion_calibration_s),
+            )
+        self.distress = DistressTracker(settings.emotion_alert_threshold, settings.emotion_alert_ms)
+        self._emotion_log: list[dict[str, object]] = []  # not yet stored
         self.tts = TTSStage(hub.tts, hub.aux_pool, self.output_rate, tts_cache if tts_cache is not None else {}, settings.stage_timeout_s)
         self._tasks: set[asyncio.Task[object]] = set()
         self._finishing: set[asyncio.Task[object]] = set()  # turns being transcribed: never cancelled
@@ -193,9 +208,12 @@ class CallSession:
 
     async def _shutdown(self) -> None:
         # a turn the caller finished must still be transcribed and saved, whatever ended the call
-        pending = [t for t in self._finishing if not t.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=self.settings.stage_timeout_s)
+        deadline = asyncio.get_running_loop().time() + self.settings.stage_timeout_s
+        while pending := [t for t in self._finishing if not t.done()]:  # finishing work may start more
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            await asyncio.wait(pending, timeout=left)
         if self._reply_task is not None and not self._reply_task.done():
             await self._interrupt("hangup")
         for task in list(self._tasks):
@@ -204,6 +222,9 @@ class CallSession:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
         await self.asr.aclose()
+        if self.emotion is not None:
+            await self.emotion.aclose()
+        await self._save_emotions()
         if self.store is not None:
             try:
                 await self.store.end_call(self.id, self.end_reason)
@@ -243,6 +264,8 @@ class CallSession:
     async def _on_frame(self, frame: np.ndarray) -> None:
         r = self.vad.process(frame)
         self.asr.push(frame, r.voiced)
+        if self.emotion is not None:
+            self.emotion.push(frame, r.voiced)
         if r.voiced:
             self._last_voiced_wall = time.perf_counter()
         for action in self.turns.on_frame(r):
@@ -291,7 +314,10 @@ class CallSession:
                 self._finish(action)
 
     def _finish(self, action: EndOfTurn) -> None:
-        task = self._spawn(self._finish_turn(action))
+        self._finishing_add(self._spawn(self._finish_turn(action)))
+
+    def _finishing_add(self, task: asyncio.Task[object]) -> None:
+        """Work that must complete even when the call ends (transcripts, their emotion summaries)."""
         self._finishing.add(task)
         task.add_done_callback(self._finishing.discard)
 
@@ -310,6 +336,9 @@ class CallSession:
         clock.final = time.perf_counter()
         clock.values["end_of_speech_ms"] = _ms(clock.speech_end, clock.end_of_turn)
         clock.values["asr_final_ms"] = _ms(clock.end_of_turn, clock.final)
+        if self.emotion is not None:
+            self.emotion.on_text(text, self.asr.language, final=True)
+            self._finishing_add(self._spawn(self._summarise_utterance()))
         if not text:
             return
         self.outbox.put_nowait(ev.TranscriptFinal(text, action.t_ms, self.asr.language))
@@ -323,6 +352,39 @@ class CallSession:
 
     def _on_partial(self, text: str, t_ms: int) -> None:
         self.outbox.put_nowait(ev.TranscriptPartial(text, t_ms))
+        if self.emotion is not None:
+            self.emotion.on_text(text, self.asr.language, final=False)
+
+    # ---- emotion ---------------------------------------------------------------------------
+
+    def _on_emotion(self, est: EmotionEstimate) -> None:
+        self.state.emotion = dict(est.scores)
+        self._emit_emotion(est.to_json())
+        alert = self.distress.update(est)
+        if alert is not None:
+            self._emit_emotion(alert.to_json())
+
+    def _emit_emotion(self, payload: dict[str, object]) -> None:
+        self.outbox.put_nowait(ev.EmotionEvent(payload))
+        self._emotion_log.append(payload)
+
+    async def _summarise_utterance(self) -> None:
+        assert self.emotion is not None
+        try:
+            summary = await self.emotion.utterance_summary()
+        except Exception as exc:  # emotion degrades; the call goes on
+            log.warning("call %s: emotion summary failed: %s", self.id, exc)
+            return
+        self._emit_emotion(summary.to_json())
+        await self._save_emotions()
+
+    async def _save_emotions(self) -> None:
+        batch, self._emotion_log = self._emotion_log, []
+        if self.store is not None and batch:
+            try:
+                await asyncio.shield(self.store.add_emotions(self.id, batch))  # type: ignore[arg-type]
+            except Exception:
+                log.exception("call %s: could not save emotion", self.id)
 
     # ---- replying --------------------------------------------------------------------------
 
