@@ -125,7 +125,8 @@ async def check_alert(page: Page, caller: Caller) -> None:
     """A caller who gets angry raises a real emotion.alert: a prominent badge with kind and time,
     announced, kept until clicked."""
     call_id = caller.log.session_id
-    for pcm in await asyncio.to_thread(angry_speech):
+    speech = await asyncio.to_thread(angry_speech)
+    for pcm in speech * 3:  # an alert needs ~4 s of sustained anger; on a busy machine it may take longer
         await caller.say(pcm)
         await caller.listen(1.5)
         if caller.log.of("emotion.alert"):
