@@ -4,7 +4,6 @@ audio track recorded with arrival times, and the data channel's events."""
 from __future__ import annotations
 
 import asyncio
-import fractions
 import json
 import time
 from typing import Any
@@ -16,21 +15,17 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame
 
 from bench.caller import speech_bounds
-from pipelines.transports.webrtc import frame_to_mono
+from pipelines.transports.webrtc import PacedAudioTrack, frame_to_mono
 
 RATE = 48000
 
 
-class ScriptedMic(MediaStreamTrack):
+class ScriptedMic(PacedAudioTrack):
     """Silence until :meth:`say` queues a clip; records when the clip's speech starts and ends leave."""
-
-    kind = "audio"
 
     def __init__(self) -> None:
         super().__init__()
         self._queue: list[np.ndarray] = []
-        self._pts = 0
-        self._start: float | None = None
         self._marks: list[tuple[int, list[float]]] = []
         self._sent = 0
         self.speech_start_sent: list[float] = []
@@ -66,23 +61,6 @@ class ScriptedMic(MediaStreamTrack):
         if not self._queue:
             self.idle.set()
         return out
-
-    async def recv(self) -> AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        n = RATE // 50
-        if self._start is None:
-            self._start = time.perf_counter()
-        else:
-            self._pts += n
-            wait = self._start + self._pts / RATE - time.perf_counter()
-            if wait > 0:
-                await asyncio.sleep(wait)
-        frame = AudioFrame.from_ndarray(self._take(n).reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = RATE
-        frame.pts = self._pts
-        frame.time_base = fractions.Fraction(1, RATE)
-        return frame
 
 
 class RTCCaller:

@@ -31,6 +31,7 @@ from pipelines.codecs import twilio as tw
 from pipelines.codecs import twiml
 from pipelines.codecs.wscall import SessionStart
 from pipelines.errors import CapacityError, ParleyError
+from pipelines.transports.lifecycle import serve_session
 
 if TYPE_CHECKING:
     from pipelines.runner import CallSession
@@ -166,19 +167,9 @@ class TwilioConnection:
         log.info("twilio call %s (stream %s) is Parley call %s", start.call_sid, start.stream_sid, session.id)
         if session.output_rate != tw.RATE:
             self._resampler = StreamResampler(session.output_rate, tw.RATE)
-        runner = asyncio.create_task(session.run())
-        sender = asyncio.create_task(self._drain(session))
         try:
-            await self._receive(session)
+            await serve_session(self.app, session, lambda: self._receive(session), lambda: self._drain(session))
         finally:
-            session.inbox.close()
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(asyncio.shield(runner), timeout=self.app.settings.stage_timeout_s)
-            if not runner.done():
-                runner.cancel()
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(sender, timeout=self.app.settings.send_timeout_s)
-            self.app.release_session(session)
             await self._close(1000, session.end_reason)
 
     async def _receive(self, session: CallSession) -> None:

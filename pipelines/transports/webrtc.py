@@ -52,21 +52,51 @@ class Offer(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
 
 
-class AgentAudioTrack(MediaStreamTrack):
-    """Outbound audio: 20 ms frames at 48 kHz on the media clock, silence when the agent is quiet.
+class PacedAudioTrack(MediaStreamTrack):
+    """An audio track that hands out 20 ms frames of 48 kHz mono on the media clock.
 
-    :meth:`feed` queues PCM16 mono at 48 kHz; :meth:`clear` drops what is queued (barge-in).
-    ``played_ms`` counts agent audio actually handed to the encoder.
+    Subclasses implement :meth:`_take` (exactly ``n`` int16 samples; zeros when there is nothing).
     """
 
     kind = "audio"
 
     def __init__(self) -> None:
         super().__init__()
-        self._buf: deque[np.ndarray] = deque()
-        self._samples = 0
         self._pts = 0
         self._start: float | None = None
+
+    def _take(self, n: int) -> np.ndarray:
+        raise NotImplementedError
+
+    async def recv(self) -> AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        n = int(RATE * PTIME_S)
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            self._pts += n
+            wait = self._start + self._pts / RATE - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        frame = AudioFrame.from_ndarray(self._take(n).reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = RATE
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, RATE)
+        return frame
+
+
+class AgentAudioTrack(PacedAudioTrack):
+    """Outbound audio: 20 ms frames at 48 kHz on the media clock, silence when the agent is quiet.
+
+    :meth:`feed` queues PCM16 mono at 48 kHz; :meth:`clear` drops what is queued (barge-in).
+    ``played_ms`` counts agent audio actually handed to the encoder.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._buf: deque[np.ndarray] = deque()
+        self._samples = 0
         self.played_samples = 0
         self.turn_id = 0
         self.on_played: Callable[[int, float], None] | None = None  # (turn_id, ms handed to the encoder)
@@ -100,22 +130,6 @@ class AgentAudioTrack(MediaStreamTrack):
             self.on_played(self.turn_id, self.played_samples * 1000 / RATE)
         return out
 
-    async def recv(self) -> AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        n = int(RATE * PTIME_S)
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            self._pts += n
-            wait = self._start + self._pts / RATE - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-        frame = AudioFrame.from_ndarray(self._take(n).reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = RATE
-        frame.pts = self._pts
-        frame.time_base = fractions.Fraction(1, RATE)
-        return frame
 
 
 def frame_to_mono(frame: AudioFrame) -> np.ndarray:

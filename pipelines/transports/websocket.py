@@ -12,6 +12,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from pipelines import events as ev
 from pipelines.codecs.wscall import CLOSE_POLICY, CallCodec, SessionEnd, SessionStart
 from pipelines.errors import CapacityError, ParleyError, ProtocolViolation
+from pipelines.transports.lifecycle import serve_session
 
 if TYPE_CHECKING:
     from server import Parley
@@ -58,19 +59,9 @@ class CallConnection:
             await _send_error(self.ws, exc, self.app.settings.send_timeout_s)
             await self._close(CLOSE_TRY_AGAIN if isinstance(exc, CapacityError) else CLOSE_POLICY, str(exc))
             return
-        runner = asyncio.create_task(session.run())
-        sender = asyncio.create_task(self._drain(session))
         try:
-            await self._receive(session)
+            await serve_session(self.app, session, lambda: self._receive(session), lambda: self._drain(session))
         finally:
-            session.inbox.close()
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(asyncio.shield(runner), timeout=self.app.settings.stage_timeout_s)
-            if not runner.done():
-                runner.cancel()
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(sender, timeout=self.app.settings.send_timeout_s)
-            self.app.release_session(session)
             await self._close(1000, session.end_reason)
 
     async def _await_start(self) -> SessionStart:
