@@ -34,6 +34,7 @@ class ModelHub:
     embedder: TextEmbedder
     asr_pool: PriorityWorkers
     aux_pool: PriorityWorkers
+    emotion_pool: PriorityWorkers | None = None  # its own thread: emotion never queues ahead of a reply
     text_emotion: TextEmotion | None = None
     emotion_model: AudioEmotionModel | None = None
     load_ms: dict[str, float] = field(default_factory=dict)
@@ -90,6 +91,7 @@ class ModelHub:
             embedder=embedder,
             asr_pool=PriorityWorkers(settings.asr_workers, "asr"),
             aux_pool=PriorityWorkers(2, "aux"),
+            emotion_pool=PriorityWorkers(1, "emotion") if settings.emotion else None,
             text_emotion=text_emotion,
             emotion_model=emotion_model,
             load_ms=times,
@@ -122,3 +124,5 @@ class ModelHub:
     def close(self) -> None:
         self.asr_pool.close()
         self.aux_pool.close()
+        if self.emotion_pool is not None:
+            self.emotion_pool.close()

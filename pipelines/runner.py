@@ -141,7 +141,7 @@ class CallSession:
         if settings.emotion:
             self.emotion = EmotionStage(
                 NumpyProsody(),
-                lambda fn: hub.aux_pool.run(2, fn, settings.stage_timeout_s),
+                lambda fn: (hub.emotion_pool or hub.aux_pool).run(2, fn, settings.stage_timeout_s),
                 text=hub.text_emotion,
                 model=hub.emotion_model,
                 on_estimate=self._on_emotion,

@@ -71,6 +71,7 @@ class Hub:
         self.turn = None
         self.embedder = None
         self.text_emotion = None
+        self.emotion_pool = None
         self.emotion_model = None
         self.asr_pool = PriorityWorkers(1, "t-asr")
         self.aux_pool = PriorityWorkers(1, "t-aux")
