@@ -31,8 +31,10 @@ from pipelines.monitor import Monitor
 from pipelines.runner import CallSession
 from pipelines.transports.monitor import serve_monitor
 from pipelines.transports.twilio import twilio_routes
+from pipelines.transports.voices import voice_routes
 from pipelines.transports.webrtc import handle_offer
 from pipelines.transports.websocket import CallConnection
+from pipelines.voices import UnknownVoice, load_voice
 from settings import ROOT, Settings
 from storage import Store
 
@@ -92,8 +94,8 @@ class Parley:
         if self.hub is not None:
             self.hub.close()
 
-    def new_session(self, start: SessionStart, transport: str) -> CallSession:
-        """Admit a call. Raises CapacityError when full, ProtocolViolation for an unknown persona."""
+    async def new_session(self, start: SessionStart, transport: str) -> CallSession:
+        """Admit a call. Raises CapacityError when full, ProtocolViolation for an unknown persona or voice."""
         if not self.ready or self.hub is None:
             raise CapacityError("models are still loading; try again shortly")
         if len(self.sessions) >= self.settings.max_sessions:
@@ -101,8 +103,12 @@ class Parley:
         persona_name = start.persona or "default"
         if persona_name not in self.personas:
             raise ProtocolViolation("unknown_persona", f"unknown persona {persona_name!r}; known: {sorted(self.personas)}")
-        if start.voice not in (None, "", "default"):
-            raise ProtocolViolation("unknown_voice", f"unknown voice {start.voice!r}; only 'default' exists")
+        try:
+            converter = await load_voice(self, start.voice)
+        except UnknownVoice as exc:
+            raise ProtocolViolation("unknown_voice", f"unknown voice {start.voice!r}: {exc}") from None
+        if len(self.sessions) >= self.settings.max_sessions:  # re-checked: loading a voice awaited
+            raise CapacityError(f"server is at its limit of {self.settings.max_sessions} calls")
         session = CallSession(
             self.hub,
             self.settings,
@@ -113,6 +119,7 @@ class Parley:
             transport=transport,
             tts_cache=self.tts_cache,
             metadata=start.metadata,
+            voice=(start.voice, converter) if converter is not None and start.voice else None,
         )
         self.sessions[session.id] = session
         self.live.call_started(session.id, transport=transport, language=start.language, persona=persona_name)
@@ -200,6 +207,7 @@ def build_app(settings: Settings | None = None) -> Starlette:
         Route("/api/personas", personas),
         Route("/api/calls", list_calls),
         Route("/api/calls/{call_id}", get_call),
+        *voice_routes(parley),
         Mount("/", StaticFiles(directory=str(ROOT / "web_client"), html=True), name="web"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -159,6 +159,38 @@ class Store:
         async with self._sessions() as s:
             return int((await s.execute(select(func.count()).select_from(CallRow))).scalar_one())
 
+    # ---- cloned voices -----------------------------------------------------------------------
+
+    async def add_voice(self, voice_id: str, **fields: Any) -> None:
+        """Store a fitted voice; ``fields`` are :class:`VoiceRow` columns."""
+        async with self._sessions.begin() as s:
+            s.add(VoiceRow(id=voice_id, **fields))
+
+    async def get_voice(self, voice_id: str) -> dict[str, Any] | None:
+        """The voice's columns as JSON (``params`` and ``embedding`` included), or None."""
+        async with self._sessions() as s:
+            row = await s.get(VoiceRow, voice_id)
+            return None if row is None else _voice_json(row, full=True)
+
+    async def list_voices(self, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+        """Newest first, without the bulky ``params`` and ``embedding``."""
+        async with self._sessions() as s:
+            rows = (await s.execute(select(VoiceRow).order_by(VoiceRow.created_at.desc()).limit(limit).offset(offset))).scalars()
+            return [_voice_json(r, full=False) for r in rows]
+
+    async def count_voices(self) -> int:
+        async with self._sessions() as s:
+            return int((await s.execute(select(func.count()).select_from(VoiceRow))).scalar_one())
+
+    async def delete_voice(self, voice_id: str) -> bool:
+        """Remove a voice's row; False when there was none. Its files are the caller's to remove."""
+        async with self._sessions.begin() as s:
+            row = await s.get(VoiceRow, voice_id)
+            if row is None:
+                return False
+            await s.delete(row)
+            return True
+
 
 def _call_json(r: CallRow) -> dict[str, Any]:
     return {
@@ -171,3 +203,38 @@ def _call_json(r: CallRow) -> dict[str, Any]:
         "end_reason": r.end_reason,
         "meta": r.meta,
     }
+
+
+class VoiceRow(Base):
+    """A cloned voice: its fitted parameters, the reference it came from, and how alike it sounds."""
+
+    __tablename__ = "voices"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    staff_code: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    engine: Mapped[str] = mapped_column(String(40))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    embedding: Mapped[list[float]] = mapped_column(JSON, default=list)  # the reference's d-vector
+    reference_path: Mapped[str] = mapped_column(Text)  # the voice's directory under <data_dir>/voices
+    transcript: Mapped[str | None] = mapped_column(Text, nullable=True)
+    checks: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    similarity: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+def _voice_json(r: VoiceRow, full: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": r.id,
+        "name": r.name,
+        "staff_code": r.staff_code,
+        "created_at": r.created_at.isoformat() if r.created_at else None,
+        "engine": r.engine,
+        "transcript": r.transcript,
+        "checks": r.checks,
+        "similarity": r.similarity,
+    }
+    if full:
+        out["params"] = r.params
+        out["embedding"] = r.embedding
+        out["reference_path"] = r.reference_path
+    return out

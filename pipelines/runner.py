@@ -20,6 +20,7 @@ import numpy as np
 from agent.personas import Persona
 from agent.policy import IntentPolicy, Policy
 from agent.state import DialogueState
+from models.cloning import VoiceConverter
 from models.hub import ModelHub
 from models.prosody import NumpyProsody
 from models.vad import FRAME_SAMPLES, WebRtcVAD
@@ -111,6 +112,7 @@ class CallSession:
         tts_cache: dict[tuple[str, int], np.ndarray] | None = None,
         session_id: str | None = None,
         metadata: dict[str, str] | None = None,
+        voice: tuple[str, VoiceConverter] | None = None,
     ) -> None:
         self.id = session_id or uuid.uuid4().hex[:16]
         self.metadata = dict(metadata or {})
@@ -149,7 +151,14 @@ class CallSession:
             )
         self.distress = DistressTracker(settings.emotion_alert_threshold, settings.emotion_alert_ms)
         self._emotion_log: list[dict[str, object]] = []  # not yet stored
-        self.tts = TTSStage(hub.tts, hub.aux_pool, self.output_rate, tts_cache if tts_cache is not None else {}, settings.stage_timeout_s)
+        self.tts = TTSStage(
+            hub.tts,
+            hub.aux_pool,
+            self.output_rate,
+            tts_cache if tts_cache is not None else {},
+            settings.stage_timeout_s,
+            voice=voice,
+        )
         self._tasks: set[asyncio.Task[object]] = set()
         self._finishing: set[asyncio.Task[object]] = set()  # turns being transcribed: never cancelled
         self._reply_task: asyncio.Task[None] | None = None

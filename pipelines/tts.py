@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
+from models.cloning import VoiceConverter
 from models.tts import TTS
 from pipelines.audio import resample
 from pipelines.workers import PriorityWorkers
@@ -67,19 +68,32 @@ class TTSStage:
     ``cache`` (shared across calls) keeps whole-clause audio for fixed phrases such as greetings.
     """
 
-    def __init__(self, tts: TTS, pool: PriorityWorkers, out_rate: int, cache: dict[tuple[str, int], np.ndarray], timeout_s: float = 20.0) -> None:
+    def __init__(
+        self,
+        tts: TTS,
+        pool: PriorityWorkers,
+        out_rate: int,
+        cache: dict[tuple[str, int], np.ndarray],
+        timeout_s: float = 20.0,
+        voice: tuple[str, VoiceConverter] | None = None,
+    ) -> None:
         self._tts = tts
         self._pool = pool
         self.out_rate = out_rate
         self._cache = cache
         self._timeout = timeout_s
+        self._voice_id = voice[0] if voice is not None else ""
+        self._converter: VoiceConverter | None = voice[1] if voice is not None else None
 
     def _render(self, clause: str) -> np.ndarray:
-        return resample(self._tts.synthesize(clause), self._tts.sample_rate, self.out_rate)
+        pcm = self._tts.synthesize(clause)
+        if self._converter is not None:  # a cloned voice: converted clause by clause, in this worker
+            pcm = self._converter.convert(pcm, self._tts.sample_rate)
+        return resample(pcm, self._tts.sample_rate, self.out_rate)
 
     async def speak(self, clause: str, cache: bool = False) -> np.ndarray:
-        """PCM16 at ``out_rate`` for one clause."""
-        key = (clause, self.out_rate)
+        """PCM16 at ``out_rate`` for one clause (in the call's voice)."""
+        key = (f"{self._voice_id}\x00{clause}" if self._voice_id else clause, self.out_rate)
         if key in self._cache:
             return self._cache[key]
         pcm = await self._pool.run(0, lambda: self._render(clause), self._timeout)

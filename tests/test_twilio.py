@@ -74,7 +74,7 @@ class FakeParley:
         self.events: list[ev.OutboundEvent] = []
         self.connections: list[TwilioConnection] = []
 
-    def new_session(self, start: SessionStart, transport: str) -> CallSession:
+    async def new_session(self, start: SessionStart, transport: str) -> CallSession:
         persona = Persona("default", "Joe", GREETING, ("Sorry?",))
         session = CallSession(
             self.hub,  # type: ignore[arg-type]

@@ -158,7 +158,7 @@ class TwilioConnection:
 
     async def _call(self, start: tw.Start) -> None:
         try:
-            session = self.app.new_session(self._session_start(start), transport="twilio")
+            session = await self.app.new_session(self._session_start(start), transport="twilio")
         except (CapacityError, ParleyError) as exc:
             log.warning("twilio call %s refused: %s", start.call_sid, exc)
             await self._close(CLOSE_TRY_AGAIN if isinstance(exc, CapacityError) else CLOSE_POLICY, str(exc))

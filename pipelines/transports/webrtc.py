@@ -265,7 +265,7 @@ async def handle_offer(app: Parley, request: Request) -> Response:
         return JSONResponse({"error": "invalid_offer", "message": "expected an SDP offer with an audio m-line"}, status_code=400)
     start = SessionStart(type="session.start", audio=AudioFormat(sample_rate=RATE), language=offer.language, persona=offer.persona, voice=offer.voice, metadata=offer.metadata)
     try:
-        session = app.new_session(start, transport="webrtc")
+        session = await app.new_session(start, transport="webrtc")
     except CapacityError as exc:
         return JSONResponse({"error": "capacity", "message": str(exc)}, status_code=503)
     except ProtocolViolation as exc:

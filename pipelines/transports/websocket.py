@@ -54,7 +54,7 @@ class CallConnection:
                 await self._close(CLOSE_POLICY, "no session.start received in time")
             return
         try:
-            session = self.app.new_session(start, transport="websocket")
+            session = await self.app.new_session(start, transport="websocket")
         except (CapacityError, ParleyError) as exc:
             await _send_error(self.ws, exc, self.app.settings.send_timeout_s)
             await self._close(CLOSE_TRY_AGAIN if isinstance(exc, CapacityError) else CLOSE_POLICY, str(exc))
