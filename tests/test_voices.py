@@ -250,7 +250,7 @@ async def test_call_in_a_cloned_voice_streams_converted_audio(
     from pipelines.audio import to_float
 
     async def greeting(voice: str | None) -> np.ndarray:
-        caller = Caller(f"{server.ws}/ws/call", **({"voice": voice} if voice else {}))
+        caller = Caller(f"{server.ws}/ws/call", voice=voice)
         log = await caller.connect()
         await caller.wait_for("agent.audio.done", timeout=30)
         await caller.close()

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine
+import logging
+from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from pipelines.events import OutboundEvent
 
 if TYPE_CHECKING:
     from pipelines.runner import CallSession
     from server import Parley
+
+CLOSE_POLICY = 1008
+log = logging.getLogger("parley.transport")
 
 
 async def serve_session(
@@ -34,3 +42,43 @@ async def serve_session(
         with contextlib.suppress(BaseException):
             await asyncio.wait_for(sender, timeout=app.settings.send_timeout_s)
         app.release_session(session)
+
+
+def _connected(ws: WebSocket) -> bool:
+    return ws.application_state == WebSocketState.CONNECTED and ws.client_state == WebSocketState.CONNECTED
+
+
+async def drain_to_websocket(
+    app: Parley,
+    session: CallSession,
+    ws: WebSocket,
+    wire: Callable[[OutboundEvent], Iterable[str | bytes]],
+    close: Callable[[int, str], Coroutine[Any, Any, None]],
+) -> None:
+    """Send the session's events (as ``wire`` frames them) until its outbox closes.
+
+    Every event passes the supervisors' monitor first. A client that stops reading for
+    ``send_timeout_s`` is closed (1008) and the call ended, never buffered for.
+    """
+    timeout = app.settings.send_timeout_s
+    while True:
+        try:
+            event = await session.outbox.get()
+        except EOFError:
+            return
+        app.monitor(session, event)
+        if not _connected(ws):
+            continue
+        try:
+            for data in wire(event):
+                if isinstance(data, bytes):
+                    await asyncio.wait_for(ws.send_bytes(data), timeout)
+                else:
+                    await asyncio.wait_for(ws.send_text(data), timeout)
+        except TimeoutError:
+            log.warning("call %s (%s): client stopped reading for %.1fs; closing", session.id, session.transport, timeout)
+            session.end("client_stuck")
+            await close(CLOSE_POLICY, "client is not reading")
+            return
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            session.hangup("disconnected")

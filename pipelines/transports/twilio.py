@@ -31,7 +31,7 @@ from pipelines.codecs import twilio as tw
 from pipelines.codecs import twiml
 from pipelines.codecs.wscall import SessionStart
 from pipelines.errors import CapacityError, ParleyError
-from pipelines.transports.lifecycle import serve_session
+from pipelines.transports.lifecycle import drain_to_websocket, serve_session
 
 if TYPE_CHECKING:
     from pipelines.runner import CallSession
@@ -227,25 +227,7 @@ class TwilioConnection:
         return tail
 
     async def _drain(self, session: CallSession) -> None:
-        timeout = self.app.settings.send_timeout_s
-        while True:
-            try:
-                event = await session.outbox.get()
-            except EOFError:
-                return
-            self.app.monitor(session, event)
-            if self.ws.application_state != WebSocketState.CONNECTED or self.ws.client_state != WebSocketState.CONNECTED:
-                continue
-            try:
-                for text in self._wire(event):
-                    await asyncio.wait_for(self.ws.send_text(text), timeout)
-            except TimeoutError:
-                log.warning("twilio call %s: Twilio stopped reading for %.1fs; closing", session.id, timeout)
-                session.end("client_stuck")
-                await self._close(CLOSE_POLICY, "not reading")
-                return
-            except (WebSocketDisconnect, RuntimeError, OSError):
-                session.hangup("disconnected")
+        await drain_to_websocket(self.app, session, self.ws, self._wire, self._close)
 
     def _drop(self, exc: tw.TwilioMessageError) -> None:
         self.dropped[exc.code] += 1

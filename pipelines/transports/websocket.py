@@ -12,9 +12,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from pipelines import events as ev
 from pipelines.codecs.wscall import CLOSE_POLICY, CallCodec, SessionEnd, SessionStart
 from pipelines.errors import CapacityError, ParleyError, ProtocolViolation
-from pipelines.transports.lifecycle import serve_session
+from pipelines.transports.lifecycle import drain_to_websocket, serve_session
 
 if TYPE_CHECKING:
+    from pipelines.runner import CallSession
     from server import Parley
 
 log = logging.getLogger("parley.ws")
@@ -121,28 +122,8 @@ class CallConnection:
                     await self._close(fatal.close_code or CLOSE_POLICY, fatal.reason)
                     return
 
-    async def _drain(self, session: object) -> None:
-        from pipelines.runner import CallSession
-
-        assert isinstance(session, CallSession)
-        timeout = self.app.settings.send_timeout_s
-        while True:
-            try:
-                event = await session.outbox.get()
-            except EOFError:
-                return
-            self.app.monitor(session, event)
-            if self.ws.application_state != WebSocketState.CONNECTED or self.ws.client_state != WebSocketState.CONNECTED:
-                continue
-            try:
-                await _send(self.ws, CallCodec.encode(event), timeout)
-            except TimeoutError:
-                log.warning("call %s: client stopped reading for %.1fs; closing", session.id, timeout)
-                session.end("client_stuck")
-                await self._close(CLOSE_POLICY, "client is not reading")
-                return
-            except (WebSocketDisconnect, RuntimeError, OSError):
-                session.hangup("disconnected")
+    async def _drain(self, session: CallSession) -> None:
+        await drain_to_websocket(self.app, session, self.ws, lambda e: [CallCodec.encode(e)], self._close)
 
     async def _close(self, code: int, reason: str) -> None:
         if self.ws.application_state == WebSocketState.CONNECTED and self.ws.client_state == WebSocketState.CONNECTED:
