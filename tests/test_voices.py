@@ -111,7 +111,8 @@ async def test_cloned_preview_sounds_like_the_speaker(
     cloned, rate = wav_audio(sample.content)
     stock_resp = await client.post("/api/tts", json={"text": PREVIEW_TEXT})
     stock, stock_rate = wav_audio(stock_resp.content)
-    assert rate == stock_rate and abs(len(cloned) - len(stock)) < 0.05 * len(stock)
+    # two separate Piper syntheses: its duration noise moves the length by up to ~10 %
+    assert rate == stock_rate and abs(len(cloned) - len(stock)) < 0.15 * len(stock)
 
     held = prepare_reference(wav_bytes(REFERENCES[speaker][1]), ReferenceLimits(min_speech_s=1.0)).audio
     held_emb = encoder.embed(held)
