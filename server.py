@@ -34,6 +34,7 @@ from pipelines.transports.twilio import twilio_routes
 from pipelines.transports.voices import voice_routes
 from pipelines.transports.webrtc import handle_offer
 from pipelines.transports.websocket import CallConnection
+from pipelines.tts import TTSStage, split_clauses
 from pipelines.voices import UnknownVoice, load_voice
 from settings import ROOT, Settings
 from storage import Store
@@ -71,8 +72,6 @@ class Parley:
         # synthesise every persona's greeting once, at the common output rates
         for persona in self.personas.values():
             for rate in {8000, 16000, 24000, 48000}:
-                from pipelines.tts import TTSStage, split_clauses
-
                 stage = TTSStage(self.hub.tts, self.hub.aux_pool, rate, self.tts_cache)
                 for clause in split_clauses(persona.greeting):
                     await stage.speak(clause, cache=True)

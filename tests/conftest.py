@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import json
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,7 +16,22 @@ from bench.server_proc import ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
-__all__ = ["ServerProcess", "free_port", "ARTIFACTS"]
+__all__ = ["ServerProcess", "free_port", "ARTIFACTS", "get_json", "wait_call"]
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
+
+
+async def wait_call(server: ServerProcess, call_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 20.0) -> dict[str, Any]:
+    """Poll ``GET /api/calls/{id}`` until ``done(call)`` or ``timeout``; returns the last answer."""
+    deadline = time.time() + timeout
+    while True:
+        call = dict(await asyncio.to_thread(get_json, f"{server.url}/api/calls/{call_id}"))
+        if done(call) or time.time() > deadline:
+            return call
+        await asyncio.sleep(0.2)
 
 
 @pytest.fixture(scope="session")

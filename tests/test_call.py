@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import urllib.request
 from typing import Any
 
 import numpy as np
@@ -14,7 +13,7 @@ import websockets
 
 from bench.caller import Caller, librivox_clips, load_pcm
 from bench.metrics import wer
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, get_json, wait_call
 
 # tiny.en scores ~10 % WER on these clips with a full 30 s window (MODELS.md); "ill disposed"
 # comes out as "old-sposed" (2 errors in a 9-word clip = 22 %). A streamed utterance must
@@ -22,18 +21,8 @@ from tests.conftest import ServerProcess
 MAX_CLIP_WER = 0.30
 
 
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as r:
-        return json.loads(r.read())
-
-
 async def wait_stored(server: ServerProcess, call_id: str, role: str, timeout: float = 15.0) -> dict[str, Any]:
-    deadline = time.time() + timeout
-    while True:
-        call = await asyncio.to_thread(get_json, f"{server.url}/api/calls/{call_id}")
-        if any(t["role"] == role for t in call["turns"]) or time.time() > deadline:
-            return dict(call)
-        await asyncio.sleep(0.2)
+    return await wait_call(server, call_id, lambda c: any(t["role"] == role for t in c["turns"]), timeout)
 
 
 async def test_two_turn_call(server: ServerProcess) -> None:

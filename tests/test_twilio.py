@@ -33,7 +33,7 @@ from pipelines.playout import Outbox, Playout
 from pipelines.runner import CallSession
 from pipelines.transports.twilio import TwilioConnection, twilio_routes
 from settings import Settings
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, wait_call
 from tests.test_runner import EchoPolicy, Hub, ScriptedASR
 
 GREETING = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima."  # one clause, 12 words
@@ -309,20 +309,6 @@ async def test_voice_webhook_signature() -> None:
 
 
 # ---- a whole phone call against the real server ---------------------------------------------------
-
-
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as r:
-        return json.loads(r.read())
-
-
-async def wait_call(server: ServerProcess, call_id: str, done: Any, timeout: float = 20.0) -> dict[str, Any]:
-    deadline = time.time() + timeout
-    while True:
-        call = dict(await asyncio.to_thread(get_json, f"{server.url}/api/calls/{call_id}"))
-        if done(call) or time.time() > deadline:
-            return call
-        await asyncio.sleep(0.2)
 
 
 async def test_phone_call_end_to_end(server: ServerProcess) -> None:
