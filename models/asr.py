@@ -14,6 +14,7 @@ from models.device import Device
 
 SAMPLE_RATE = 16000
 _LOOP = re.compile(r"(.{2,}?)\1{2,}")  # a unit of 2+ characters said three times in a row
+_REPEAT = re.compile(r"\b(\w.{11,}?)\s+\1")  # a phrase of 12+ characters said twice in a row
 _FRAMES_PER_S = 100  # Whisper mel frames per second
 _FULL_WINDOW = 3000
 
@@ -43,7 +44,7 @@ def looks_degenerate(text: str, seconds: float) -> bool:
         return False
     if len(words) > 6 * max(seconds, 0.5) + 3:
         return True
-    if _LOOP.search(text.lower() + " "):
+    if _LOOP.search(text.lower() + " ") or _REPEAT.search(text.lower()):
         return True
     raw = text.encode("utf-8")
     return len(raw) > 40 and len(raw) / len(zlib.compress(raw)) > 2.4

@@ -41,6 +41,8 @@ def test_silence_gives_no_words(tiny: FasterWhisperASR) -> None:
         ("5 5 5 5 5 5 5 5 5 5 5 5 5 5", 1.5, True),
         ("He might even have been made amiable himself.", 3.3, False),
         ("My order number is 4 4 7 1.", 3.0, False),
+        ("The order number is 457. The order number is 457. The order", 2.3, True),  # seen on Piper speech
+        ("I want, I want a refund.", 2.0, False),
     ],
 )
 def test_degenerate_output_detection(text: str, seconds: float, bad: bool) -> None:
