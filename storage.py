@@ -10,7 +10,8 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, func, select
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, func, inspect, select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -33,6 +34,8 @@ class CallRow(Base):
     persona: Mapped[str] = mapped_column(String(64), default="default")
     end_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # NULL on rows written before the column existed (added by Store.open's migration): read as {}
+    slots: Mapped[dict[str, str] | None] = mapped_column(JSON, default=dict, nullable=True)
 
 
 class TurnRow(Base):
@@ -60,6 +63,70 @@ class EmotionRow(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class OrderRow(Base):
+    """An order the agent can look up by its number (seeded from the deployment's JSON file)."""
+
+    __tablename__ = "orders"
+    order_number: Mapped[str] = mapped_column(String(40), primary_key=True)
+    status: Mapped[str] = mapped_column(String(40))
+    items: Mapped[list[str]] = mapped_column(JSON, default=list)
+    eta: Mapped[str] = mapped_column(String(32), default="")  # ISO date or ""
+    customer_name: Mapped[str] = mapped_column(String(120), default="")
+    phone: Mapped[str] = mapped_column(String(32), default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
+
+
+class CallbackRow(Base):
+    """A callback the agent booked; ``call_id`` is None when booked outside a call."""
+
+    __tablename__ = "callbacks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"), nullable=True, index=True)
+    phone: Mapped[str] = mapped_column(String(32))
+    when: Mapped[str] = mapped_column(String(40))  # ISO date and optional time: "2026-11-23 15:00", "2026-11-23 morning"
+    reason: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20), default="scheduled")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class ToolCallRow(Base):
+    """One tool call the agent made during a call, with its outcome."""
+
+    __tablename__ = "tool_calls"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(64))
+    arguments: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    ms: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+def _add_missing_columns(conn: Connection) -> list[str]:
+    """Additive migration: ``ALTER TABLE ... ADD COLUMN`` for model columns an existing table lacks.
+
+    Added columns are nullable without a server default, so readers must treat NULL as the
+    column's default. Returns the ``table.column`` names added.
+    """
+    insp = inspect(conn)
+    quote = conn.dialect.identifier_preparer.quote
+    added: list[str] = []
+    for table in Base.metadata.sorted_tables:
+        if not insp.has_table(table.name):
+            continue
+        have = {c["name"] for c in insp.get_columns(table.name)}
+        for col in table.columns:
+            if col.name in have or col.primary_key:
+                continue
+            ddl = col.type.compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(col.name)} {ddl}"))
+            added.append(f"{table.name}.{col.name}")
+    return added
+
+
 class Store:
     """The one storage module. Create with :meth:`open` (creates tables), close with :meth:`close`."""
 
@@ -75,6 +142,7 @@ class Store:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url)
         async with engine.begin() as conn:
+            await conn.run_sync(_add_missing_columns)
             await conn.run_sync(Base.metadata.create_all)
         return cls(engine)
 
@@ -153,11 +221,87 @@ class Store:
             out["emotions"] = [e for e in emotions if e.get("type") == "emotion"]
             out["emotion_utterances"] = [e for e in emotions if e.get("type") == "emotion.utterance"]
             out["alerts"] = [e for e in emotions if e.get("type") == "emotion.alert"]
+            tools = (
+                await s.execute(
+                    select(ToolCallRow).where(ToolCallRow.call_id == call_id).order_by(ToolCallRow.seq, ToolCallRow.id)
+                )
+            ).scalars()
+            out["tool_calls"] = [_tool_call_json(t) for t in tools]
+            callbacks = (
+                await s.execute(select(CallbackRow).where(CallbackRow.call_id == call_id).order_by(CallbackRow.id))
+            ).scalars()
+            out["callbacks"] = [_callback_json(c) for c in callbacks]
             return out
+
+    async def set_slots(self, call_id: str, slots: dict[str, str]) -> None:
+        """Replace the call's slots (what the agent has learned: order number, phone, ...)."""
+        async with self._sessions.begin() as s:
+            row = await s.get(CallRow, call_id)
+            if row is not None:
+                row.slots = dict(slots)
 
     async def count_calls(self) -> int:
         async with self._sessions() as s:
             return int((await s.execute(select(func.count()).select_from(CallRow))).scalar_one())
+
+    # ---- orders, callbacks, tool calls -----------------------------------------------------
+
+    async def get_order(self, order_number: str) -> dict[str, Any] | None:
+        """The order's columns as JSON, or None; ``order_number`` must already be normalised."""
+        async with self._sessions() as s:
+            row = await s.get(OrderRow, order_number)
+            return None if row is None else _order_json(row)
+
+    async def upsert_orders(self, orders: list[dict[str, Any]]) -> int:
+        """Insert or update orders keyed by ``order_number``; returns how many were written."""
+        async with self._sessions.begin() as s:
+            for o in orders:
+                number = str(o["order_number"])
+                row = await s.get(OrderRow, number)
+                if row is None:
+                    row = OrderRow(order_number=number)
+                    s.add(row)
+                row.status = str(o.get("status", "unknown"))
+                row.items = [str(i) for i in o.get("items", [])]
+                row.eta = str(o.get("eta") or "")
+                row.customer_name = str(o.get("customer_name") or "")
+                row.phone = str(o.get("phone") or "")
+                row.updated_at = _now()
+        return len(orders)
+
+    async def count_orders(self) -> int:
+        async with self._sessions() as s:
+            return int((await s.execute(select(func.count()).select_from(OrderRow))).scalar_one())
+
+    async def add_callback(self, call_id: str | None, phone: str, when: str, reason: str) -> dict[str, Any]:
+        """Book a callback (status "scheduled"); returns the stored row as JSON, ``id`` included."""
+        async with self._sessions.begin() as s:
+            row = CallbackRow(call_id=call_id, phone=phone, when=when, reason=reason, status="scheduled")
+            s.add(row)
+            await s.flush()
+            return _callback_json(row)
+
+    async def list_callbacks(self, call_id: str | None = None) -> list[dict[str, Any]]:
+        """Callbacks in booking order: all of them, or those booked during ``call_id``."""
+        async with self._sessions() as s:
+            q = select(CallbackRow).order_by(CallbackRow.id)
+            if call_id is not None:
+                q = q.where(CallbackRow.call_id == call_id)
+            return [_callback_json(r) for r in (await s.execute(q)).scalars()]
+
+    async def add_tool_call(
+        self,
+        call_id: str,
+        seq: int,
+        name: str,
+        arguments: dict[str, Any],
+        ok: bool,
+        result: dict[str, Any],
+        error: str | None,
+        ms: float,
+    ) -> None:
+        async with self._sessions.begin() as s:
+            s.add(ToolCallRow(call_id=call_id, seq=seq, name=name, arguments=arguments, ok=ok, result=result, error=error, ms=ms))
 
     # ---- cloned voices -----------------------------------------------------------------------
 
@@ -202,7 +346,52 @@ def _call_json(r: CallRow) -> dict[str, Any]:
         "persona": r.persona,
         "end_reason": r.end_reason,
         "meta": r.meta,
+        "slots": r.slots or {},
     }
+
+
+def _order_json(r: OrderRow) -> dict[str, Any]:
+    return {
+        "order_number": r.order_number,
+        "status": r.status,
+        "items": list(r.items or []),
+        "eta": r.eta or "",
+        "customer_name": r.customer_name or "",
+        "phone": r.phone or "",
+        "updated_at": _iso(r.updated_at),
+    }
+
+
+def _callback_json(r: CallbackRow) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "call_id": r.call_id,
+        "phone": r.phone,
+        "when": r.when,
+        "reason": r.reason,
+        "status": r.status,
+        "created_at": _iso(r.created_at),
+    }
+
+
+def _tool_call_json(r: ToolCallRow) -> dict[str, Any]:
+    return {
+        "seq": r.seq,
+        "name": r.name,
+        "arguments": r.arguments,
+        "ok": r.ok,
+        "result": r.result,
+        "error": r.error,
+        "ms": r.ms,
+        "created_at": _iso(r.created_at),
+    }
+
+
+def _iso(t: dt.datetime | None) -> str | None:
+    """ISO 8601 in UTC; SQLite hands back naive datetimes for what was written as UTC."""
+    if t is None:
+        return None
+    return (t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)).isoformat()
 
 
 class VoiceRow(Base):
