@@ -44,18 +44,35 @@ def split_clauses(text: str, max_chars: int = 120, min_chars: int = 12) -> list[
 
 
 class ClauseBuffer:
-    """Accumulates streamed text and releases complete clauses as soon as they end."""
+    """Accumulates streamed text and releases complete clauses as soon as they end.
 
-    def __init__(self) -> None:
+    With ``eager_chars`` set, the reply's first clause may also end at a comma once it is that
+    long ("I'm sorry to hear that," is spoken while the model writes the rest of the sentence).
+    """
+
+    def __init__(self, eager_chars: int = 0) -> None:
         self._buf = ""
+        self._eager = eager_chars
+        self._released = False
 
     def push(self, piece: str) -> list[str]:
         self._buf += piece
         parts = _CLAUSE_END.split(self._buf)
         if len(parts) == 1:
-            return []
+            return self._eager_first()
         self._buf = parts[-1]
+        self._released = True
         return [c for p in parts[:-1] for c in split_clauses(p)]
+
+    def _eager_first(self) -> list[str]:
+        if self._released or not self._eager:
+            return []
+        m = next((m for m in _SOFT_BREAK.finditer(self._buf) if m.start() >= self._eager), None)
+        if m is None:
+            return []
+        head, self._buf = self._buf[: m.start()].strip(), self._buf[m.end() :]
+        self._released = True
+        return [head]
 
     def flush(self) -> list[str]:
         rest, self._buf = self._buf, ""

@@ -32,6 +32,14 @@ def test_clause_buffer_releases_clauses_as_they_complete() -> None:
     assert buf.flush() == ["Your order ships today"]
 
 
+def test_clause_buffer_can_release_a_long_first_clause_at_a_comma() -> None:
+    buf = ClauseBuffer(eager_chars=16)
+    assert buf.push("Sure, I") == []  # too short to stand alone
+    assert buf.push(" can help with that, and") == ["Sure, I can help with that,"]
+    assert buf.push(" more, later. Then, this") == ["and more, later."]  # only the first clause is eager
+    assert buf.flush() == ["Then, this"]
+
+
 async def test_tts_stage_resamples_and_caches() -> None:
     onnx, cfg = manifest.piper_joe()
     tts = PiperTTS(onnx, cfg, select_device("cpu"))
