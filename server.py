@@ -21,9 +21,16 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
+from agent.llm_policy import LLMPolicy
 from agent.personas import Persona, load_personas
+from agent.policy import IntentPolicy, Policy
+from agent.prompt import build_messages
+from agent.state import DialogueState
+from agent.tools import ToolContext, ToolRegistry, default_registry, seed_orders
 from models.hub import ModelHub
-from models.manifest import MANIFEST
+from models.llm import LLMConfig, OpenAIChatLLM
+from models.llm_server import LocalLLMServer
+from models.manifest import MANIFEST, resolve_llm
 from pipelines import events as ev
 from pipelines.codecs.wscall import SessionStart, event_to_json
 from pipelines.errors import CapacityError, ProtocolViolation
@@ -57,6 +64,9 @@ class Parley:
         self.started_at = time.time()
         self.warm_ms: dict[str, float] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self.tools: ToolRegistry = default_registry()
+        self.llm: OpenAIChatLLM | None = None
+        self.llm_server: LocalLLMServer | None = None
 
     def background(self, coro: Any) -> asyncio.Task[Any]:
         """Run a task owned by the app (cancelled at shutdown), e.g. a WebRTC call."""
@@ -67,8 +77,15 @@ class Parley:
 
     async def startup(self) -> None:
         self.store = await Store.open(self.settings.db_url)
-        self.hub = await asyncio.to_thread(ModelHub.load, self.settings)
-        self.warm_ms = await asyncio.to_thread(self.hub.warm)
+        orders = self.settings.data_dir / "orders.json"
+        await seed_orders(self.store, orders if orders.exists() else None)
+        # the LLM server loads its weights while the other models load and warm
+        llm_ready = asyncio.create_task(self._start_llm())
+        try:
+            self.hub = await asyncio.to_thread(ModelHub.load, self.settings)
+            self.warm_ms.update(await asyncio.to_thread(self.hub.warm))
+        finally:
+            await llm_ready
         # synthesise every persona's greeting once, at the common output rates
         for persona in self.personas.values():
             for rate in {8000, 16000, 24000, 48000}:
@@ -77,6 +94,56 @@ class Parley:
                     await stage.speak(clause, cache=True)
         self.ready = True
         log.info("Parley ready on %s (load %s ms, warm %s ms)", self.hub.device.kind, self.hub.load_ms, self.warm_ms)
+
+    async def _start_llm(self) -> None:
+        """Connect the LLM: the configured endpoint, or the bundled model on a supervised local server."""
+        s = self.settings
+        if s.policy != "llm":
+            return
+        base_url, model = s.llm_base_url, s.llm_model or "parley-local"
+        if not base_url:
+            path = await asyncio.to_thread(resolve_llm, s.llm_local_model, s.data_dir / "models")
+            self.llm_server = LocalLLMServer(
+                path, alias=model, threads=s.llm_threads, n_ctx=s.llm_ctx,
+                log_path=s.data_dir / "llm-server.log", start_timeout_s=s.llm_start_timeout_s,
+            )  # fmt: skip
+            t0 = time.perf_counter()
+            base_url = await self.llm_server.start()
+            self.warm_ms["llm"] = round((time.perf_counter() - t0) * 1000, 1)
+        self.llm = OpenAIChatLLM(
+            LLMConfig(
+                base_url=base_url, api_key=s.llm_api_key, model=model, timeout_s=s.llm_timeout_s,
+                first_token_timeout_s=s.llm_first_token_timeout_s, retries=s.llm_retries,
+                max_tokens=s.llm_max_tokens, temperature=s.llm_temperature,
+            )
+        )  # fmt: skip
+        if self.llm_server is not None:  # the default persona's system prompt, evaluated before the first call
+            persona = self.personas["default"]
+            await self.llm.prime(build_messages(persona, DialogueState(), [], self.llm_tools), None)
+
+    @property
+    def llm_tools(self) -> bool:
+        """Whether the LLM is offered tools: the bundled 1.5B model describes them instead of calling them."""
+        return self.settings.llm_tools == "on" or (self.settings.llm_tools == "auto" and bool(self.settings.llm_base_url))
+
+    def policy_for(self, persona: Persona) -> Any:
+        """A factory building the call's policy once the session exists (tools need its id and events)."""
+        hub, llm, s = self.hub, self.llm, self.settings
+        assert hub is not None
+
+        def build(session: CallSession) -> Policy:
+            intents = IntentPolicy(persona, hub.embedder, offload=lambda fn: hub.aux_pool.run(1, fn))
+            if llm is None or persona.policy == "intent":
+                return intents
+            return LLMPolicy(
+                persona, llm, self.tools, intents,
+                lambda state: ToolContext(session.id, self.store, state.slots, s.data_dir),
+                session.agent_event,
+                max_tool_rounds=s.llm_max_tool_rounds, retries=1, max_chars=s.reply_max_chars,
+                offer_tools=self.llm_tools, prime_cache=self.llm_server is not None,
+            )  # fmt: skip
+
+        return build
 
     async def shutdown(self) -> None:
         for session in list(self.sessions.values()):
@@ -90,6 +157,10 @@ class Parley:
         await asyncio.gather(*self._background, return_exceptions=True)
         if self.store is not None:
             await self.store.close()
+        if self.llm is not None:
+            await self.llm.aclose()
+        if self.llm_server is not None:
+            await self.llm_server.stop()
         if self.hub is not None:
             self.hub.close()
 
@@ -114,6 +185,7 @@ class Parley:
             input_rate=start.audio.sample_rate,
             language=start.language,
             persona=self.personas[persona_name],
+            policy_factory=self.policy_for(self.personas[persona_name]),
             store=self.store,
             transport=transport,
             tts_cache=self.tts_cache,
@@ -164,18 +236,39 @@ def build_app(settings: Settings | None = None) -> Starlette:
             "emotion": settings.emotion,
             "load_ms": hub.load_ms if hub else None,
             "warm_ms": parley.warm_ms,
+            "policy": settings.policy,
+            "llm": None
+            if parley.llm is None
+            else {
+                "model": parley.llm.model,
+                "local": parley.llm_server is not None,
+                "restarts": parley.llm_server.restarts if parley.llm_server else 0,
+                "tools": parley.llm_tools,
+            },
         }
         return JSONResponse(body, status_code=200 if parley.ready else 503)
 
     async def models(request: Request) -> Response:
-        return JSONResponse([{"name": m.name, "capability": m.capability, "package": m.package, "licence": m.licence} for m in MANIFEST])
+        return JSONResponse(
+            [{"name": m.name, "capability": m.capability, "package": m.package, "licence": m.licence} for m in MANIFEST]
+        )
 
     async def supervisor(request: Request) -> Response:
         return FileResponse(ROOT / "web_client" / "supervisor.html")
 
     async def personas(request: Request) -> Response:
         return JSONResponse(
-            [{"name": p.name, "agent_name": p.agent_name, "language": p.language, "greeting": p.greeting} for p in parley.personas.values()]
+            [
+                {
+                    "name": p.name,
+                    "agent_name": p.agent_name,
+                    "language": p.language,
+                    "greeting": p.greeting,
+                    "policy": p.policy,
+                    "tools": p.tools,
+                }
+                for p in parley.personas.values()
+            ]
         )
 
     async def list_calls(request: Request) -> Response:

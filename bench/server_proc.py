@@ -38,13 +38,18 @@ class ServerProcess:
         shared = ROOT / "var" / "models" / "whisper-base"
         if "PARLEY_ASR_MODEL_MULTILINGUAL" not in env and (shared / "model.bin").exists():
             full_env["PARLEY_ASR_MODEL_MULTILINGUAL"] = str(shared)
+        qwen = ROOT / "var" / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+        if full_env.get("PARLEY_LLM_LOCAL_MODEL", "qwen2.5-1.5b") == "qwen2.5-1.5b" and qwen.exists():
+            full_env["PARLEY_LLM_LOCAL_MODEL"] = str(qwen)  # not a 1.1 GB copy per test server
         data_dir.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "server.py")], cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "server.py")], cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT
+        )
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws = f"ws://127.0.0.1:{self.port}"
 
-    def wait_ready(self, timeout: float = 120.0) -> None:
+    def wait_ready(self, timeout: float = 240.0) -> None:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -34,11 +34,13 @@ class ASRStage:
         on_partial: Callable[[str, int], None],
         partial_interval_ms: int = 500,
         timeout_s: float = 20.0,
+        on_speculative: Callable[[str], None] | None = None,
     ) -> None:
         self._asr = asr
         self._pool = pool
         self.language = language
         self._on_partial = on_partial
+        self._on_speculative = on_speculative
         self._interval = partial_interval_ms
         self._timeout = timeout_s
         self._preroll: deque[np.ndarray] = deque(maxlen=PREROLL_MS // FRAME_MS)
@@ -117,7 +119,17 @@ class ASRStage:
         if not self.active or self._spec is not None:
             return
         n = len(self._frames)
-        self._spec = (self._utterance, n, asyncio.create_task(self._decode(PRIORITY_SPECULATIVE, n)))
+        task = asyncio.create_task(self._decode(PRIORITY_SPECULATIVE, n))
+        self._spec = (self._utterance, n, task)
+        if self._on_speculative is not None:
+            task.add_done_callback(self._speculated)
+
+    def _speculated(self, task: asyncio.Task[str]) -> None:
+        """A speculative decode finished: tell the runner if it is still the utterance as it stands."""
+        if task.cancelled() or task.exception() is not None or self._spec is None or self._spec[2] is not task:
+            return
+        if task.result() and self._on_speculative is not None:
+            self._on_speculative(task.result())
 
     def resumed(self) -> None:
         """Speech came back after a pause: the speculative decode is stale."""

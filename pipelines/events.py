@@ -82,6 +82,13 @@ class EmotionEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentEvent:
+    """An ``agent.slots``, ``agent.tool_call``, ``agent.tool_result`` or ``agent.transfer`` message, in wire form."""
+
+    payload: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorEvent:
     code: str
     message: str
@@ -105,6 +112,7 @@ OutboundEvent = (
     | AgentInterrupted
     | TurnMetrics
     | EmotionEvent
+    | AgentEvent
     | ErrorEvent
     | SessionEnded
 )

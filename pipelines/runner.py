@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -107,6 +107,7 @@ class CallSession:
         language: str = "en",
         persona: Persona,
         policy: Policy | None = None,
+        policy_factory: Callable[[CallSession], Policy] | None = None,
         store: Store | None = None,
         transport: str = "websocket",
         tts_cache: dict[tuple[str, int], np.ndarray] | None = None,
@@ -123,8 +124,12 @@ class CallSession:
         self.transport = transport
         self.persona = persona
         self.state = DialogueState(language=language, persona=persona.name)
-        self.policy: Policy = policy or IntentPolicy(persona, hub.embedder, offload=lambda fn: hub.aux_pool.run(1, fn))
         self.store = store
+        self.policy: Policy = policy or (
+            policy_factory(self)
+            if policy_factory
+            else IntentPolicy(persona, hub.embedder, offload=lambda fn: hub.aux_pool.run(1, fn))
+        )
         self.inbox = AudioInbox(input_rate, settings.inbound_queue_ms)
         self.outbox = Outbox(settings.outbound_queue)
         self._resampler = StreamResampler(input_rate, 16000)
@@ -138,6 +143,7 @@ class CallSession:
             self._on_partial,
             settings.partial_interval_ms,
             settings.stage_timeout_s,
+            on_speculative=self._on_speculative if settings.llm_preempt and hasattr(self.policy, "prefetch") else None,
         )
         self.emotion: EmotionStage | None = None
         if settings.emotion:
@@ -170,6 +176,8 @@ class CallSession:
         self._ended = asyncio.Event()
         self.end_reason = "hangup"
         self.turn_metrics: list[dict[str, float | None]] = []
+        self._tool_seq = 0
+        self._tool_args: dict[str, dict[str, object]] = {}
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -209,6 +217,38 @@ class CallSession:
         """A keypad digit from the caller: appended to ``state.slots["dtmf"]``."""
         self.state.slots["dtmf"] = self.state.slots.get("dtmf", "") + digit
 
+    def agent_event(self, payload: dict[str, object]) -> None:
+        """An event from the policy (slots, tool calls, errors): sent to the caller and kept in storage."""
+        if payload.get("type") == "error":
+            self.outbox.put_nowait(ev.ErrorEvent(str(payload.get("code", "agent_error")), str(payload.get("message", ""))))
+            return
+        self.outbox.put_nowait(ev.AgentEvent(payload))
+        if self.store is None:
+            return
+        if payload.get("type") == "agent.slots":
+            self._finishing_add(self._spawn(self._store_call(self.store.set_slots(self.id, dict(self.state.slots)))))
+        elif payload.get("type") == "agent.tool_result":
+            self._tool_seq += 1
+            args = self._tool_args.pop(str(payload.get("id")), {})
+            row = self.store.add_tool_call(
+                self.id, self._tool_seq, str(payload.get("name")), args, bool(payload.get("ok")),
+                payload.get("result") or {}, payload.get("error"), float(payload.get("ms") or 0.0),  # type: ignore[arg-type]
+            )  # fmt: skip
+            self._finishing_add(self._spawn(self._store_call(row)))
+        if payload.get("type") == "agent.tool_call":
+            self._tool_args[str(payload.get("id"))] = payload.get("arguments") or {}  # type: ignore[assignment]
+
+    async def _store_call(self, op: object) -> None:
+        try:
+            await asyncio.shield(op)  # type: ignore[arg-type]
+        except Exception:
+            log.exception("call %s: could not store agent state", self.id)
+
+    def _on_speculative(self, text: str) -> None:
+        prefetch = getattr(self.policy, "prefetch", None)
+        if prefetch is not None and not self._ended.is_set():
+            prefetch(self.state, text)
+
     def _spawn(self, coro: object) -> asyncio.Task[object]:
         task: asyncio.Task[object] = asyncio.create_task(coro)  # type: ignore[arg-type]
         self._tasks.add(task)
@@ -231,6 +271,10 @@ class CallSession:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
         await self.asr.aclose()
+        closer = getattr(self.policy, "aclose", None)
+        if closer is not None:
+            with contextlib.suppress(Exception):
+                await closer()
         if self.emotion is not None:
             await self.emotion.aclose()
         await self._save_emotions()
@@ -298,6 +342,9 @@ class CallSession:
         self.outbox.put_nowait(ev.SpeechStarted(action.t_ms))
         if action.resumed:
             self.asr.resumed()
+            cancel = getattr(self.policy, "cancel_prefetch", None)
+            if cancel is not None:
+                cancel()
         else:
             self.asr.begin(action.t_ms)
 
@@ -348,8 +395,8 @@ class CallSession:
         if self.emotion is not None:
             self.emotion.on_text(text, self.asr.language, final=True)
             self._finishing_add(self._spawn(self._summarise_utterance()))
-        if not text:
-            return
+        if not any(ch.isalnum() for ch in text):
+            return  # nothing said (Whisper writes "." or "..." for breath and noise)
         self.outbox.put_nowait(ev.TranscriptFinal(text, action.t_ms, self.asr.language))
         self.state.add_caller(text, action.t_ms)
         await self._save("caller", text, t_ms=action.t_ms)
@@ -403,7 +450,9 @@ class CallSession:
 
     def _start_reply(self, pieces: AsyncIterator[str], *, greeting: bool = False, clock: _TurnClock | None = None) -> None:
         self._turn_id += 1
-        playout = Playout(self.outbox, self._turn_id, self.output_rate, self.settings.output_frame_ms, self.settings.playback_lead_ms)
+        playout = Playout(
+            self.outbox, self._turn_id, self.output_rate, self.settings.output_frame_ms, self.settings.playback_lead_ms
+        )
         self._playout = playout
         self._reply_task = asyncio.create_task(self._reply(pieces, playout, greeting, clock or _TurnClock()))
 
@@ -414,16 +463,17 @@ class CallSession:
 
         async def synthesise() -> None:
             try:
-                buf = ClauseBuffer()
+                buf = ClauseBuffer(eager_chars=0 if greeting else 16)
                 t_policy = time.perf_counter()
-                async for piece in pieces:
-                    if not clock.first_text:
-                        clock.first_text = time.perf_counter()
-                        clock.values["policy_first_text_ms"] = _ms(clock.final or t_policy, clock.first_text)
-                    self.outbox.put_nowait(ev.AgentText(piece, turn_id))
-                    spoken.append(piece)
-                    for clause in buf.push(piece):
-                        await queue.put(await self._speak(clause, greeting, clock))
+                async with contextlib.aclosing(pieces):  # type: ignore[type-var]
+                    async for piece in pieces:
+                        if not clock.first_text:
+                            clock.first_text = time.perf_counter()
+                            clock.values["policy_first_text_ms"] = _ms(clock.final or t_policy, clock.first_text)
+                        self.outbox.put_nowait(ev.AgentText(piece, turn_id))
+                        spoken.append(piece)
+                        for clause in buf.push(piece):
+                            await queue.put(await self._speak(clause, greeting, clock))
                 for clause in buf.flush():
                     await queue.put(await self._speak(clause, greeting, clock))
                 await queue.put(None)
@@ -438,14 +488,17 @@ class CallSession:
                 await playout.play(*item)
                 if clock.first_audio == 0.0 and playout.first_audio_at:
                     clock.first_audio = playout.first_audio_at
-                    self._record_metrics(turn_id, clock, greeting)
             await producer
+            self._record_metrics(turn_id, clock, greeting)
             text = "".join(spoken).strip()
             self.outbox.put_nowait(ev.AgentTextDone(text, turn_id))
             self.outbox.put_nowait(ev.AgentAudioDone(turn_id, int(playout.sent_ms)))
             await playout.wait_played()
             self.state.add_agent(text, text, False, self._intent())
+            self._prime()
             await self._save("agent", text, metrics=clock.values)
+            if not greeting:
+                self._after_reply()
         except asyncio.CancelledError:
             producer.cancel()
             with contextlib.suppress(BaseException):
@@ -455,6 +508,25 @@ class CallSession:
             producer.cancel()
             log.exception("call %s: reply failed", self.id)
             self.outbox.put_nowait(ev.ErrorEvent("reply_failed", f"the agent could not answer: {exc}"))
+
+    def _prime(self) -> None:
+        primer = getattr(self.policy, "prime", None)
+        if primer is not None and not self._ended.is_set():
+            primer(self.state)
+
+    def _after_reply(self) -> None:
+        """The reply has been heard: carry out its side effect (hand over to a person, hang up)."""
+        reply = getattr(self.policy, "last_reply", None)
+        effect = getattr(reply, "effect", "none")
+        if effect == "transfer":
+            self.outbox.put_nowait(
+                ev.AgentEvent(
+                    {"type": "agent.transfer", "reason": "transfer_to_human", "slots": dict(self.state.slots), "call_id": self.id}
+                )
+            )
+            self.end("transferred")
+        elif effect == "end_call":
+            self.end("agent_ended")
 
     async def _speak(self, clause: str, greeting: bool, clock: _TurnClock) -> tuple[str, np.ndarray]:
         t0 = time.perf_counter()
@@ -468,9 +540,18 @@ class CallSession:
         return reply.intent if reply is not None else None
 
     def _record_metrics(self, turn_id: int, clock: _TurnClock, greeting: bool) -> None:
+        """Once the whole reply is generated: latency of each stage, and the LLM's when it answered."""
         if greeting or not clock.speech_end:
             return
         clock.values["voice_to_voice_ms"] = _ms(clock.speech_end, clock.first_audio)
+        reply = getattr(self.policy, "last_reply", None)
+        if reply is not None and getattr(reply, "source", "") == "llm":
+            clock.values["llm_ttft_ms"] = reply.llm_ttft_ms
+            clock.values["llm_tokens_per_s"] = reply.llm_tokens_per_s
+            clock.values["llm_preempted"] = 1.0 if reply.preempted else 0.0
+            if reply.llm_first_token_at:
+                # > 0: the first token existed before the end of turn was declared
+                clock.values["llm_ahead_ms"] = _ms(reply.llm_first_token_at, clock.end_of_turn)
         metrics = dict(clock.values)
         self.turn_metrics.append(metrics)
         self.outbox.put_nowait(ev.TurnMetrics(turn_id, metrics))
@@ -491,7 +572,10 @@ class CallSession:
         self.outbox.put_nowait(ev.AgentInterrupted(playout.turn_id, played, heard))
         intended = "".join(self._pending_text(playout.turn_id))
         self.state.add_agent(intended, heard, True, self._intent())
-        await self._save("agent", intended, heard=heard, interrupted=True, metrics={"interrupted_by": reason, "played_ms": played})
+        self._prime()
+        await self._save(
+            "agent", intended, heard=heard, interrupted=True, metrics={"interrupted_by": reason, "played_ms": played}
+        )
 
     def _pending_text(self, turn_id: int) -> list[str]:
         return [c.text + " " for c in self._playout._clauses] if self._playout and self._playout.turn_id == turn_id else []

@@ -24,7 +24,9 @@ def get_json(url: str) -> Any:
         return json.loads(r.read())
 
 
-async def wait_call(server: ServerProcess, call_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 20.0) -> dict[str, Any]:
+async def wait_call(
+    server: ServerProcess, call_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 20.0
+) -> dict[str, Any]:
     """Poll ``GET /api/calls/{id}`` until ``done(call)`` or ``timeout``; returns the last answer."""
     deadline = time.time() + timeout
     while True:
@@ -36,7 +38,8 @@ async def wait_call(server: ServerProcess, call_id: str, done: Callable[[dict[st
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    srv = ServerProcess(tmp_path_factory.mktemp("parley"))
+    # the template policy: these tests judge the call path, not the LLM (tests/test_agent_llm.py does)
+    srv = ServerProcess(tmp_path_factory.mktemp("parley"), PARLEY_POLICY="intent")
     try:
         srv.wait_ready()
         yield srv

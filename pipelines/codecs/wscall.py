@@ -145,7 +145,7 @@ def event_to_json(event: ev.OutboundEvent) -> dict[str, object]:
             }
         case ev.TurnMetrics():
             return {"type": "turn.metrics", "turn_id": event.turn_id, **event.values}
-        case ev.EmotionEvent():
+        case ev.EmotionEvent() | ev.AgentEvent():
             return dict(event.payload)
         case ev.ErrorEvent():
             return {"type": "error", "code": event.code, "message": event.message}
