@@ -141,6 +141,7 @@ class Parley:
                 session.agent_event,
                 max_tool_rounds=s.llm_max_tool_rounds, retries=1, max_chars=s.reply_max_chars,
                 offer_tools=self.llm_tools, prime_cache=self.llm_server is not None,
+                fast_path_threshold=s.fast_path_threshold,
             )  # fmt: skip
 
         return build

@@ -63,6 +63,7 @@ class Settings:
     llm_preempt: bool = True  # start the LLM on the speculative transcript before the end of turn
     llm_start_timeout_s: float = 300.0
     reply_max_chars: int = 320
+    fast_path_threshold: float = 0.93  # intent similarity above which a template may answer instead of the LLM
 
     # VAD and turn-taking
     vad_mode: int = 3

@@ -101,6 +101,7 @@ class LLMPolicy:
         max_chars: int = 320,
         offer_tools: bool = True,
         prime_cache: bool = True,
+        fast_path_threshold: float = 0.93,
         today: Callable[[], dt.date] = dt.date.today,
     ) -> None:
         self.persona = persona
@@ -119,6 +120,7 @@ class LLMPolicy:
         self._tool_seq = 0
         self._results: list[ToolResult] = []  # this turn's tool results
         self._prime_cache = prime_cache
+        self._fast_threshold = fast_path_threshold
         self._primer: asyncio.Task[None] | None = None
         allowed = persona.tools if persona.tools is not None else tools.names()
         self._schemas = [*tools.schemas(allowed), UPDATE_SLOTS] if offer_tools else []
@@ -309,8 +311,13 @@ class LLMPolicy:
         self.emit({"type": "agent.slots", "slots": dict(state.slots), "changed": dict(changed), "source": source})
 
     async def _classify(self, text: str) -> Reply:
-        """The intent of ``text`` (one embedding on the aux pool)."""
-        return await self.intents.aclassify(text)
+        """The intent of ``text`` (one embedding on the aux pool), kept only when the match is close.
+
+        Measured with multilingual-e5: stock phrasings score 0.94-1.00, free questions that merely
+        resemble an intent 0.85-0.89; below the threshold the LLM answers instead of a template.
+        """
+        reply = await self.intents.aclassify(text)
+        return reply if reply.confidence >= self._fast_threshold else Reply(None, reply.confidence)
 
     def _fallback(self) -> str:
         """Spoken when the LLM fails: what the tools found this turn, else the persona's apology."""

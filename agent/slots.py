@@ -400,7 +400,9 @@ class SlotFiller:
         if cue is not None:
             run = next((r for r in runs if 0 <= r[0] - cue.end() <= 30), None)
         if run is None and (expecting == "order_number" or continuing) and runs:
-            run = runs[0]
+            # no cue: digits count when they are the answer, not a quantity inside a question
+            if len(runs[0][1]) >= 3 or len(low.split()) <= 5:
+                run = runs[0]
         if run is None:
             self._pending_age += 1
             if expecting != "order_number":

