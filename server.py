@@ -67,6 +67,7 @@ class Parley:
         self.tools: ToolRegistry = default_registry()
         self.llm: OpenAIChatLLM | None = None
         self.llm_server: LocalLLMServer | None = None
+        self.llm_error: str | None = None
 
     def background(self, coro: Any) -> asyncio.Task[Any]:
         """Run a task owned by the app (cancelled at shutdown), e.g. a WebRTC call."""
@@ -80,7 +81,7 @@ class Parley:
         orders = self.settings.data_dir / "orders.json"
         await seed_orders(self.store, orders if orders.exists() else None)
         # the LLM server loads its weights while the other models load and warm
-        llm_ready = asyncio.create_task(self._start_llm())
+        llm_ready = asyncio.create_task(self._start_llm_or_degrade())
         try:
             self.hub = await asyncio.to_thread(ModelHub.load, self.settings)
             self.warm_ms.update(await asyncio.to_thread(self.hub.warm))
@@ -94,6 +95,18 @@ class Parley:
                     await stage.speak(clause, cache=True)
         self.ready = True
         log.info("Parley ready on %s (load %s ms, warm %s ms)", self.hub.device.kind, self.hub.load_ms, self.warm_ms)
+
+    async def _start_llm_or_degrade(self) -> None:
+        """A broken LLM set-up must not keep callers out: calls then get the template policy."""
+        try:
+            await self._start_llm()
+        except Exception as exc:
+            self.llm_error = f"{type(exc).__name__}: {exc}"
+            log.error("LLM unavailable, answering from templates only: %s", self.llm_error)
+            if self.llm_server is not None:
+                await self.llm_server.stop()
+                self.llm_server = None
+            self.llm = None
 
     async def _start_llm(self) -> None:
         """Connect the LLM: the configured endpoint, or the bundled model on a supervised local server."""
@@ -141,7 +154,7 @@ class Parley:
                 session.agent_event,
                 max_tool_rounds=s.llm_max_tool_rounds, retries=1, max_chars=s.reply_max_chars,
                 offer_tools=self.llm_tools, prime_cache=self.llm_server is not None,
-                fast_path_threshold=s.fast_path_threshold,
+                fast_path_threshold=s.fast_path_threshold, ack_slow=s.llm_ack,
             )  # fmt: skip
 
         return build
@@ -237,7 +250,8 @@ def build_app(settings: Settings | None = None) -> Starlette:
             "emotion": settings.emotion,
             "load_ms": hub.load_ms if hub else None,
             "warm_ms": parley.warm_ms,
-            "policy": settings.policy,
+            "policy": settings.policy if parley.llm is not None or settings.policy == "intent" else "intent (LLM unavailable)",
+            "llm_error": parley.llm_error,
             "llm": None
             if parley.llm is None
             else {

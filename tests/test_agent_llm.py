@@ -17,7 +17,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,6 @@ import pytest
 from bench.caller import Caller
 from models import manifest
 from models.device import select_device
-from models.llm_server import LocalLLMServer
 from models.tts import PiperTTS
 from pipelines.audio import resample
 from tests.conftest import ServerProcess, get_json, wait_call
@@ -42,33 +41,6 @@ def voice() -> PiperTTS:
 
 def speech(tts: PiperTTS, text: str) -> np.ndarray:
     return resample(tts.synthesize(text), tts.sample_rate, 16000)
-
-
-@pytest.fixture(scope="module")
-async def llama(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalLLMServer]:
-    shared = ROOT / "var" / "models"
-    gguf = manifest.resolve_llm("qwen2.5-1.5b", shared if shared.exists() else tmp_path_factory.mktemp("llm"))
-    server = LocalLLMServer(gguf, alias="qwen-test", log_path=tmp_path_factory.mktemp("llama") / "llama.log")
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture(scope="module")
-def parley(llama: LocalLLMServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    srv = ServerProcess(
-        tmp_path_factory.mktemp("parley-llm"),
-        PARLEY_LLM_BASE_URL=llama.base_url,
-        PARLEY_LLM_MODEL="qwen-test",
-        PARLEY_LLM_API_KEY="sk-test",
-        PARLEY_LLM_TOOLS="off",  # measured: this 1.5B coder model describes tools instead of calling them
-        PARLEY_LLM_TEMPERATURE="0",
-    )
-    try:
-        srv.wait_ready()
-        yield srv
-    finally:
-        srv.stop()
 
 
 async def reply_to(caller: Caller, pcm: np.ndarray) -> str:
@@ -102,8 +74,8 @@ def of_turn(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [e for e in events if e.get("type") == kind]
 
 
-async def test_scripted_call_fills_slots_and_uses_tools(parley: ServerProcess, voice: PiperTTS) -> None:
-    caller = Caller(f"{parley.ws}/ws/call")
+async def test_scripted_call_fills_slots_and_uses_tools(llm_parley: ServerProcess, voice: PiperTTS) -> None:
+    caller = Caller(f"{llm_parley.ws}/ws/call")
     log = await caller.connect()
     try:
         greeting = await caller.wait_for("agent.audio.done", 1, timeout=30)
@@ -146,15 +118,15 @@ async def test_scripted_call_fills_slots_and_uses_tools(parley: ServerProcess, v
     llm_turns = [m for m in of_turn(events, "turn.metrics") if m.get("llm_ttft_ms") is not None]
     assert llm_turns and all(m["llm_ttft_ms"] > 0 and (m["llm_tokens_per_s"] or 0) > 0 for m in llm_turns), story
 
-    stored = await wait_call(parley, log.session_id, lambda c: c["ended_at"] is not None)
+    stored = await wait_call(llm_parley, log.session_id, lambda c: c["ended_at"] is not None)
     assert stored["slots"] == slots and stored["end_reason"] == "agent_ended"
     assert [t["name"] for t in stored["tool_calls"]] == ["lookup_order", "schedule_callback", "end_call"]
     assert stored["tool_calls"][0]["arguments"] == {"order_number": "457892"}
     assert [(c["phone"], c["when"]) for c in stored["callbacks"]] == [(slots["phone"], tomorrow)]
 
 
-async def test_transfer_to_human_ends_the_ai_part(parley: ServerProcess, voice: PiperTTS) -> None:
-    caller = Caller(f"{parley.ws}/ws/call")
+async def test_transfer_to_human_ends_the_ai_part(llm_parley: ServerProcess, voice: PiperTTS) -> None:
+    caller = Caller(f"{llm_parley.ws}/ws/call")
     log = await caller.connect()
     greeting = await caller.wait_for("agent.audio.done", 1, timeout=30)
     await caller.listen(greeting["duration_ms"] / 1000 + 0.3)
@@ -203,3 +175,14 @@ async def test_default_local_llm_is_started_supervised_and_answers(local: Server
     metrics = of_turn([e for _, e in log.events], "turn.metrics")
     assert reply and time.time() < deadline
     assert metrics and metrics[-1].get("llm_ttft_ms") is not None, metrics
+
+
+def test_a_broken_llm_set_up_degrades_to_templates(tmp_path: Path) -> None:
+    srv = ServerProcess(tmp_path, PARLEY_LLM_LOCAL_MODEL=str(tmp_path / "missing.gguf"))
+    try:
+        srv.wait_ready()
+        health = get_json(f"{srv.url}/health")
+    finally:
+        srv.stop()
+    assert health["status"] == "ok" and health["llm"] is None
+    assert health["policy"] == "intent (LLM unavailable)" and "missing.gguf" in health["llm_error"]
