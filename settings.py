@@ -61,6 +61,7 @@ class Settings:
     llm_retries: int = 2  # per request, before the first token only
     llm_max_tool_rounds: int = 2
     llm_preempt: bool = True  # start the LLM on the speculative transcript before the end of turn
+    llm_ack: bool = True  # say a short acknowledgement while the LLM prepares a free answer
     llm_start_timeout_s: float = 300.0
     reply_max_chars: int = 320
     fast_path_threshold: float = 0.93  # intent similarity above which a template may answer instead of the LLM

@@ -27,9 +27,9 @@ from agent.policy import IntentPolicy, Reply
 from agent.prompt import build_messages, tool_call_message, tool_result_message
 from agent.slots import SLOT_NAMES, SlotFiller
 from agent.speech_text import StreamSanitizer
-from agent.state import DialogueState
+from agent.state import DialogueState, Turn
 from agent.tools import ToolContext, ToolRegistry, ToolResult
-from models.llm import ChatLLM, LLMDelta, LLMStats, ToolCall
+from models.llm import ChatLLM, LLMDelta, LLMStats, TextDelta, ToolCall
 from pipelines.errors import ModelError
 
 log = logging.getLogger("parley.policy")
@@ -101,6 +101,7 @@ class LLMPolicy:
         max_chars: int = 320,
         offer_tools: bool = True,
         prime_cache: bool = True,
+        ack_slow: bool = True,
         fast_path_threshold: float = 0.93,
         today: Callable[[], dt.date] = dt.date.today,
     ) -> None:
@@ -121,6 +122,10 @@ class LLMPolicy:
         self._results: list[ToolResult] = []  # this turn's tool results
         self._prime_cache = prime_cache
         self._fast_threshold = fast_path_threshold
+        self._ack_slow = ack_slow
+        self._busy = False
+        self._fillers_used = 0
+        self._answer_at = 0.0
         self._primer: asyncio.Task[None] | None = None
         allowed = persona.tools if persona.tools is not None else tools.names()
         self._schemas = [*tools.schemas(allowed), UPDATE_SLOTS] if offer_tools else []
@@ -129,6 +134,16 @@ class LLMPolicy:
     # ---- the turn --------------------------------------------------------------------------
 
     async def respond(self, state: DialogueState) -> AsyncIterator[str]:
+        self._busy = True
+        try:
+            async for piece in self._respond(state):
+                yield piece
+        finally:
+            self._busy = False
+
+    async def _respond(self, state: DialogueState) -> AsyncIterator[str]:
+        if self._primer is not None and not self._primer.done():
+            self._primer.cancel()  # the real request goes first
         text = state.last_caller_text()
         changed = self._fill_slots(state, text)
         decision = await self._classify(text)
@@ -152,9 +167,13 @@ class LLMPolicy:
         self._results = []
         rounds: list[dict[str, Any]] = []
         spoken: list[str] = []
-        if plan.ack:
-            spoken.append(plan.ack)
-            yield plan.ack + " "
+        ack = plan.ack
+        if ack is None and plan.reply is None and self._ack_slow and not _has_words(prefetch):
+            ack = self._filler(state)  # the LLM's first clause is ~1-2 s away on CPU: say something now
+        self._answer_at = 0.0
+        if ack:
+            spoken.append(ack)
+            yield ack + " "
         for name, args in plan.tools:
             await self._run_tool(state, ToolCall(self._next_id(), name, json.dumps(args)), "fast_path", rounds)
         if state.slots != before:  # the fast path's bookkeeping (callback requested / booked)
@@ -182,6 +201,8 @@ class LLMPolicy:
             llm_ttft_ms=stats.ttft_ms,
             llm_tokens_per_s=stats.tokens_per_s,
             llm_first_token_at=stats.first_token or None,
+            ack=ack,
+            answer_at=self._answer_at or None,
         )
 
     async def _generate(
@@ -203,6 +224,7 @@ class LLMPolicy:
                     out = sanitizer.push(delta.text)
                     if out:
                         said = True
+                        self._answer_at = self._answer_at or time.perf_counter()
                         yield out
                     if sanitizer.truncated:
                         break
@@ -310,6 +332,15 @@ class LLMPolicy:
     def _emit_slots(self, state: DialogueState, changed: dict[str, str], source: str = "fast_path") -> None:
         self.emit({"type": "agent.slots", "slots": dict(state.slots), "changed": dict(changed), "source": source})
 
+    def _filler(self, state: DialogueState) -> str:
+        """A short acknowledgement, varied from turn to turn; sympathetic when the caller is upset."""
+        emotion = state.emotion or {}
+        if max(emotion.get("angry", 0.0), emotion.get("sad", 0.0)) > 0.5:
+            return "I'm sorry to hear that."
+        fillers = self.persona.fillers or ("Okay.",)
+        self._fillers_used += 1
+        return fillers[(self._fillers_used - 1) % len(fillers)]
+
     async def _classify(self, text: str) -> Reply:
         """The intent of ``text`` (one embedding on the aux pool), kept only when the match is close.
 
@@ -323,6 +354,18 @@ class LLMPolicy:
         """Spoken when the LLM fails: what the tools found this turn, else the persona's apology."""
         done = [planner.describe(r.name, r.result) for r in self._results if r.ok and r.name != "update_slots"]
         return " ".join(done) or self.persona.apology
+
+    def prime_partial(self, state: DialogueState, text: str) -> None:
+        """While the caller speaks: have the server evaluate the turn so far (a partial transcript).
+
+        The final prompt then shares this prefix up to the first word that changed, so only the
+        rest of the caller's words are evaluated after the end of the turn.
+        """
+        if self._busy or not text.strip():
+            return
+        trial = copy.copy(state)
+        trial.turns = [*state.turns, Turn("caller", text, text, note="")]
+        self.prime(trial)
 
     def prime(self, state: DialogueState) -> None:
         """After a reply: let a local model server evaluate the history while the caller talks."""
@@ -408,6 +451,13 @@ class LLMPolicy:
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
+
+
+def _has_words(prefetch: _Prefetch | None, chars: int = 20) -> bool:
+    """Whether an adopted early generation already holds the start of the answer."""
+    if prefetch is None:
+        return False
+    return sum(len(d.text) for d in prefetch.items if isinstance(d, TextDelta)) >= chars
 
 
 def _loads(raw: str) -> dict[str, Any]:

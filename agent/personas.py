@@ -37,6 +37,7 @@ class Persona:
     policy: str = "llm"  # llm | intent
     max_sentences: int = 2  # a spoken reply, not an essay
     apology: str = "I'm sorry, I'm having trouble answering right now. Could you say that again in a moment?"
+    fillers: tuple[str, ...] = ("Okay.", "I see.", "Alright, let me see.", "Right.")  # said while the LLM thinks
 
 
 _EN_INTENTS = (
@@ -161,6 +162,7 @@ def load_personas(path: Path | None) -> dict[str, Persona]:
             fallback=tuple(spec.get("fallback", DEFAULT_PERSONA.fallback)),
             intents=intents,
             knowledge=tuple(spec.get("knowledge", DEFAULT_PERSONA.knowledge)),
+            fillers=tuple(spec.get("fillers", DEFAULT_PERSONA.fillers)),
             tools=tuple(tools) if tools is not None else None,
             max_sentences=int(spec.get("max_sentences", DEFAULT_PERSONA.max_sentences)),
             **{k: str(spec.get(k, getattr(DEFAULT_PERSONA, k))) for k in _STR_FIELDS},  # type: ignore[arg-type]

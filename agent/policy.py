@@ -28,6 +28,8 @@ class Reply:
     llm_ttft_ms: float | None = None
     llm_tokens_per_s: float | None = None
     llm_first_token_at: float | None = None  # perf_counter() of the first LLM token
+    ack: str | None = None  # the acknowledgement spoken before the answer, if any
+    answer_at: float | None = None  # perf_counter() of the answer's first speakable words (after any ack)
 
 
 class Policy(Protocol):

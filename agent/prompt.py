@@ -64,22 +64,27 @@ def build_messages(
 ) -> list[dict[str, Any]]:
     """Messages for the next reply: system, recent history as heard, context notes, tool rounds.
 
-    Each caller turn keeps the note written when it was answered, so earlier turns render the
-    same way every time and the model server's prompt cache covers all but the newest turn.
+    Each caller turn keeps the note written when it was answered (only when it says something
+    new), so earlier turns render the same way every time and the model server's prompt cache
+    covers all but the newest turn.
     """
     messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt(persona, tools)}]
     history = [t for t in state.turns if t.heard][-HISTORY_TURNS:]
+    last_note = ""
     for i, turn in enumerate(history):
         if turn.role == "caller" and i == len(history) - 1 and turn.note is None:
-            turn.note = context_note(state) or ""
-        if turn.role == "caller" and turn.note:
-            messages.append({"role": "system", "content": turn.note})
+            note = context_note(state) or ""
+            turn.note = "" if note == last_note else note  # only what changed: fewer tokens to evaluate
         role = "user" if turn.role == "caller" else "assistant"
         content = turn.heard + (" (interrupted)" if turn.interrupted else "")
         if messages[-1]["role"] == role:  # two caller turns in a row: merge, templates expect alternation
             messages[-1]["content"] += " " + content
         else:
             messages.append({"role": role, "content": content})
+        if turn.role == "caller" and turn.note:
+            # after the caller's words, so text evaluated while they spoke stays a cached prefix
+            messages.append({"role": "system", "content": turn.note})
+            last_note = turn.note
     messages.extend(tool_rounds or [])
     return messages
 

@@ -408,6 +408,9 @@ class CallSession:
 
     def _on_partial(self, text: str, t_ms: int) -> None:
         self.outbox.put_nowait(ev.TranscriptPartial(text, t_ms))
+        primer = getattr(self.policy, "prime_partial", None)
+        if primer is not None and self.settings.llm_preempt and (self._reply_task is None or self._reply_task.done()):
+            primer(self.state, text)
         if self.emotion is not None:
             self.emotion.on_text(text, self.asr.language, final=False)
 
@@ -549,6 +552,9 @@ class CallSession:
             clock.values["llm_ttft_ms"] = reply.llm_ttft_ms
             clock.values["llm_tokens_per_s"] = reply.llm_tokens_per_s
             clock.values["llm_preempted"] = 1.0 if reply.preempted else 0.0
+            if reply.answer_at:  # the answer's own first words (after any acknowledgement)
+                clock.values["llm_answer_ms"] = _ms(clock.speech_end, reply.answer_at)
+            clock.values["ack"] = 1.0 if reply.ack else 0.0
             if reply.llm_first_token_at:
                 # > 0: the first token existed before the end of turn was declared
                 clock.values["llm_ahead_ms"] = _ms(reply.llm_first_token_at, clock.end_of_turn)

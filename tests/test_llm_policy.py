@@ -82,7 +82,7 @@ def make_policy(llm: Any, store: Store | None, tmp_path: Path, **kw: Any) -> tup
         lambda state: ToolContext("c1", store, state.slots, tmp_path),
         events.append,
         today=lambda: TODAY,
-        **kw,
+        **({"ack_slow": False} | kw),
     )
     return policy, events
 
@@ -174,7 +174,7 @@ async def test_llm_tool_call_runs_and_its_result_goes_back(store: Store, tmp_pat
 
 
 async def test_malformed_tool_calls_are_bounded_then_spoken_fallback(store: Store, tmp_path: Path) -> None:
-    bad = [ToolCall("x", "lookup_order", "{not json")]
+    bad: list[LLMDelta] = [ToolCall("x", "lookup_order", "{not json")]
     llm = ScriptedLLM(bad, bad, bad, bad)
     policy, events = make_policy(llm, store, tmp_path, max_tool_rounds=2)
     reply = await turn(policy, DialogueState(), "Something odd happened with my account")
@@ -287,4 +287,27 @@ async def test_a_loose_intent_match_goes_to_the_llm_not_a_template(tmp_path: Pat
     policy.intents = Loose()  # type: ignore[assignment]
     reply = await turn(policy, DialogueState(), "Do you deliver to Canada, and how long does it take?")
     assert reply == "Yes, we deliver to Canada in about a week." and len(llm.requests) == 1
+    await policy.aclose()
+
+
+async def test_a_slow_answer_gets_an_acknowledgement_first(tmp_path: Path) -> None:
+    llm = ScriptedLLM([TextDelta("It sounds like a charging fault.")], [TextDelta("Please try another cable.")])
+    policy, _ = make_policy(llm, None, tmp_path, ack_slow=True)
+    state = DialogueState()
+    assert await turn(policy, state, "My headphones buzz when charging") == "Okay. It sounds like a charging fault."
+    assert policy.last_reply is not None and policy.last_reply.ack == "Okay." and policy.last_reply.answer_at
+    state.emotion = {"angry": 0.8, "neutral": 0.2}
+    reply = await turn(policy, state, "They still buzz")
+    assert reply == "I'm sorry to hear that. Please try another cable."
+    await policy.aclose()
+
+
+async def test_no_acknowledgement_when_the_early_generation_already_has_the_answer(tmp_path: Path) -> None:
+    llm = ScriptedLLM([TextDelta("It sounds like a charging fault, try another cable.")])
+    policy, _ = make_policy(llm, None, tmp_path, ack_slow=True)
+    state = DialogueState()
+    policy.prefetch(state, "my headphones buzz when charging")
+    await asyncio.sleep(0.2)
+    assert await turn(policy, state, "My headphones buzz when charging.") == "It sounds like a charging fault, try another cable."
+    assert policy.last_reply is not None and policy.last_reply.ack is None and policy.last_reply.preempted
     await policy.aclose()
