@@ -2,7 +2,9 @@
 
 Starts real servers (``python server.py``) on loopback and streams the LibriVox clips at real-time
 pace as callers would. Prints tables of per-stage latency, voice-to-voice, ASR WER, TTS real-time
-factor, barge-in, server CPU and memory, and how many concurrent callers stay real time.
+factor, barge-in, server CPU and memory, and how many concurrent callers stay real time. These
+sections use the template policy (they measure the call path); the last section (bench/agent.py)
+measures the LLM policy on spoken customer questions.
 All figures come from one run on this machine; compare them as ratios within the run.
 """
 
@@ -137,7 +139,7 @@ async def bench(args: argparse.Namespace) -> None:
     # 1. single caller, Smart Turn on vs VAD silence only
     runs: dict[str, Run] = {}
     for label, env in (("smart_turn", {"PARLEY_SMART_TURN": "1"}), ("vad_only", {"PARLEY_SMART_TURN": "0"})):
-        srv = ServerProcess(tmp / label, **env)
+        srv = ServerProcess(tmp / label, PARLEY_POLICY="intent", **env)
         try:
             srv.wait_ready()
             run = Run()
@@ -167,14 +169,18 @@ async def bench(args: argparse.Namespace) -> None:
         a, b = runs["smart_turn"].server.get(key, []), runs["vad_only"].server.get(key, [])
         print(f"| {name} | {fmt(a).split()[0]} | {fmt(a).split()[1]} | {fmt(b).split()[0]} | {fmt(b).split()[1]} |")
     a, b = runs["smart_turn"].v2v_client, runs["vad_only"].v2v_client
-    print(f"| voice-to-voice (client: last speech frame sent -> first agent audio received) | {fmt(a).split()[0]} | {fmt(a).split()[1]} | {fmt(b).split()[0]} | {fmt(b).split()[1]} |")
+    print(
+        f"| voice-to-voice (client: last speech frame sent -> first agent audio received) | {fmt(a).split()[0]} | {fmt(a).split()[1]} | {fmt(b).split()[0]} | {fmt(b).split()[1]} |"
+    )
     st = runs["smart_turn"]
     print()
     print("| measure | value |")
     print("|---|---|")
     print(f"| turns | {len(st.wers)} (missed {st.missed}) |")
     print(f"| ASR WER, streamed (mean over turns) | {100 * statistics.mean(st.wers):.1f} % |")
-    print(f"| partial transcript interval p50 / max | {percentile(st.partial_gaps, 50):.0f} / {max(st.partial_gaps, default=float('nan')):.0f} ms |")
+    print(
+        f"| partial transcript interval p50 / max | {percentile(st.partial_gaps, 50):.0f} / {max(st.partial_gaps, default=float('nan')):.0f} ms |"
+    )
     rtf, first_ms = tts_rtf()
     print(f"| TTS real-time factor (Piper joe, CPU) | {rtf:.3f} |")
     print(f"| TTS first clause synthesis, median | {first_ms:.0f} ms |")
@@ -183,14 +189,16 @@ async def bench(args: argparse.Namespace) -> None:
     if bi:
         det = [x[0] for x in bi]
         cut = [x[1] for x in bi]
-        print(f"| barge-in detection: caller's first voiced frame -> agent.interrupted, median | {statistics.median(det):.0f} ms |")
+        print(
+            f"| barge-in detection: caller's first voiced frame -> agent.interrupted, median | {statistics.median(det):.0f} ms |"
+        )
         print(f"| barge-in cut: agent.interrupted -> last agent audio frame, max | {max(cut):.0f} ms |")
 
     # 2. concurrency
     print("\n## Concurrent callers (each streams the clips at real-time pace; ms)\n")
     print("| callers | v2v p50 | v2v p95 | final ASR p95 | WER | missed turns | server CPU (cores) |")
     print("|---|---|---|---|---|---|---|")
-    srv = ServerProcess(tmp / "load")
+    srv = ServerProcess(tmp / "load", PARLEY_POLICY="intent")
     base_p95 = None
     try:
         srv.wait_ready()
@@ -204,9 +212,19 @@ async def bench(args: argparse.Namespace) -> None:
             base_p95 = base_p95 or p95
             flag = "" if p95 <= 2 * base_p95 else " (p95 > 2x one caller)"
             mean_wer = 100 * statistics.mean(run.wers) if run.wers else float("nan")
-            print(f"| {n} | {percentile(v2v, 50):.0f} | {p95:.0f}{flag} | {percentile(run.server.get('asr_final_ms', []), 95):.0f} | {mean_wer:.1f} % | {run.missed} | {cores:.2f} |")
+            print(
+                f"| {n} | {percentile(v2v, 50):.0f} | {p95:.0f}{flag} | {percentile(run.server.get('asr_final_ms', []), 95):.0f} | {mean_wer:.1f} % | {run.missed} | {cores:.2f} |"
+            )
     finally:
         srv.stop()
+
+    # 3. the LLM policy (bench/agent.py)
+    if args.llm:
+        from bench import agent
+
+        results = await agent.bench(argparse.Namespace(turns=len(agent.QUESTIONS), smollm2=False))
+        print("\n## LLM policy: free questions, one caller, local Qwen2.5-1.5B (ms)\n")
+        agent.table(results)
 
 
 def main() -> None:
@@ -214,6 +232,7 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=2, help="times each clip is spoken in the single-caller run")
     p.add_argument("--callers", type=int, nargs="*", default=[1, 2, 4, 8])
     p.add_argument("--barge-ins", type=int, default=5)
+    p.add_argument("--no-llm", dest="llm", action="store_false", help="skip the LLM-policy section")
     asyncio.run(bench(p.parse_args()))
 
 

@@ -105,7 +105,7 @@ TRANSPORTS: dict[str, Callable[[ServerProcess, Clips], Awaitable[Result]]] = {
 
 async def bench(args: argparse.Namespace) -> None:
     clips = librivox_clips() * args.repeat
-    srv = ServerProcess(Path(tempfile.mkdtemp(prefix="parley-transports-")))
+    srv = ServerProcess(Path(tempfile.mkdtemp(prefix="parley-transports-")), PARLEY_POLICY="intent")
     rows = []
     try:
         srv.wait_ready()

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from bench.server_proc import ServerProcess, free_port
+from models import manifest
+from models.llm_server import LocalLLMServer
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
@@ -40,6 +42,35 @@ async def wait_call(
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     # the template policy: these tests judge the call path, not the LLM (tests/test_agent_llm.py does)
     srv = ServerProcess(tmp_path_factory.mktemp("parley"), PARLEY_POLICY="intent")
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="session")
+async def llama(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalLLMServer]:
+    """A real llama.cpp server (``python -m llama_cpp.server``) with the bundled Qwen2.5-1.5B GGUF."""
+    shared = ROOT / "var" / "models"
+    gguf = manifest.resolve_llm("qwen2.5-1.5b", shared if shared.exists() else tmp_path_factory.mktemp("llm"))
+    server = LocalLLMServer(gguf, alias="qwen-test", log_path=tmp_path_factory.mktemp("llama") / "llama.log")
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(scope="session")
+def llm_parley(llama: LocalLLMServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """Parley with the LLM policy, talking to ``llama`` through the OpenAI-compatible path."""
+    srv = ServerProcess(
+        tmp_path_factory.mktemp("parley-llm"),
+        PARLEY_LLM_BASE_URL=llama.base_url,
+        PARLEY_LLM_MODEL="qwen-test",
+        PARLEY_LLM_API_KEY="sk-test",
+        PARLEY_LLM_TOOLS="off",  # measured: this 1.5B coder model describes tools instead of calling them
+        PARLEY_LLM_TEMPERATURE="0",
+    )
     try:
         srv.wait_ready()
         yield srv
