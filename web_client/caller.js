@@ -1,5 +1,5 @@
 // Parley caller: microphone -> WebSocket (/ws/call) or WebRTC (/webrtc/offer) -> live transcript,
-// reply text, the agent's voice, and per-turn latency.
+// reply text, the agent's tool calls, the agent's voice, and per-turn latency (the LLM's too).
 //
 // One call at a time. The transports (ws-transport.js, rtc-transport.js) move audio and events;
 // this page shows the events, which are the same for both. Options may be preset in the address:
@@ -26,6 +26,7 @@ const ui = {
   agentAudio: $("agent-audio"),
   transcript: $("transcript"),
   metrics: $("metrics").tBodies[0],
+  metricsTable: $("metrics"),
   errors: $("errors"),
 };
 window.parleyStats = stats;
@@ -172,6 +173,7 @@ class Conversation {
   constructor() {
     this.partial = null; // the caller line still being recognised
     this.agentLines = new Map(); // turn_id -> li
+    this.tools = new Map(); // tool call id -> {li, name, args}
   }
 
   caller(text, final) {
@@ -204,6 +206,25 @@ class Conversation {
     if (li && text) li.querySelector(".text").textContent = text;
   }
 
+  toolCall(event) {
+    const li = systemLine("tool-call", toolText(event.name, event.arguments, null));
+    li.dataset.tool = event.name;
+    li.dataset.status = "pending";
+    this.tools.set(event.id, { li, name: event.name, args: event.arguments });
+  }
+
+  toolResult(event) {
+    const known = this.tools.get(event.id) ?? { li: systemLine("tool-call", ""), name: event.name, args: null };
+    known.li.dataset.tool = event.name ?? known.name;
+    known.li.dataset.status = event.ok ? "ok" : "failed";
+    known.li.classList.toggle("failed", !event.ok);
+    known.li.querySelector(".text").textContent = toolText(event.name ?? known.name, known.args, event);
+  }
+
+  transfer() {
+    systemLine("transfer", "Handed over to a person").classList.add("transfer");
+  }
+
   interrupted(turnId, heardText) {
     const li = this.agentLines.get(turnId);
     if (!li) return;
@@ -213,6 +234,66 @@ class Conversation {
     note.textContent = heardText ? `interrupted; you heard "${heardText}"` : "interrupted";
     li.append(note);
   }
+}
+
+// ---- the agent's tool calls, as short system lines ---------------------------------------------
+
+const TOOL_WORDS = {
+  lookup_order: {
+    pending: (a) => `Looking up order ${a.order_number ?? ""}…`,
+    done: (a, r) => `Looked up order ${r.order_number ?? a.order_number ?? ""} — ${r.found === false ? "not found" : (r.status || "found")}${r.eta ? `, due ${r.eta}` : ""}`,
+  },
+  schedule_callback: {
+    pending: () => "Booking a callback…",
+    done: (a, r) => `Booked a callback to ${r.phone ?? a.phone ?? "?"}, ${r.when ?? a.when ?? ""}`,
+  },
+  transfer_to_human: { pending: () => "Transferring you to a person…", done: () => "Transferring you to a person" },
+  end_call: { pending: () => "Ending the call…", done: () => "Ending the call" },
+};
+
+function argsText(args) {
+  return Object.entries(args ?? {})
+    .map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`)
+    .join(", ");
+}
+
+/** What a tool call (``result`` null: still running) says in the conversation. */
+function toolText(name, args, result) {
+  const words = TOOL_WORDS[name];
+  if (!result) return words ? words.pending(args ?? {}) : `Running ${name}(${argsText(args)})…`;
+  if (!result.ok) return `${words ? words.pending(args ?? {}).replace(/…$/, "") : name}: failed (${result.error || "no reason given"})`;
+  return words ? words.done(args ?? {}, result.result ?? {}) : `${name}(${argsText(args)}) done`;
+}
+
+function systemLine(testid, text) {
+  const li = document.createElement("li");
+  li.className = "system";
+  li.dataset.testid = testid;
+  const body = document.createElement("span");
+  body.className = "text";
+  body.textContent = text;
+  li.append(body);
+  ui.transcript.append(li);
+  li.scrollIntoView({ block: "nearest" });
+  return li;
+}
+
+// ---- latency --------------------------------------------------------------------------------
+
+/** The LLM's figures of a turn ("—" when the reply did not come from it). */
+function llmCell(event) {
+  const td = document.createElement("td");
+  td.dataset.key = "llm";
+  if (typeof event.llm_ttft_ms !== "number") {
+    td.textContent = "—";
+    return td;
+  }
+  ui.metricsTable.classList.add("has-llm");
+  const rate = typeof event.llm_tokens_per_s === "number" ? ` · ${Math.round(event.llm_tokens_per_s)} tok/s` : "";
+  const early = event.llm_preempted && event.llm_ahead_ms > 0 ? ` · ${Math.round(event.llm_ahead_ms)} early` : "";
+  td.textContent = `${Math.round(event.llm_ttft_ms)}${rate}${early}`;
+  td.title = `first token ${Math.round(event.llm_ttft_ms)} ms${rate ? `, ${rate.slice(3)}` : ""}${event.llm_preempted ? ", preemptive generation" : ""}`;
+  return td;
 }
 
 function addMetrics(event) {
@@ -230,6 +311,7 @@ function addMetrics(event) {
     td.textContent = typeof v === "number" ? Math.round(v) : "—";
     tr.append(td);
   }
+  tr.append(llmCell(event));
   ui.metrics.append(tr);
 }
 
@@ -245,11 +327,12 @@ class Call {
   }
 
   async start() {
-    resetStats(this.options);
+    resetCallStats(this.options);
     setState("connecting");
     ui.session.textContent = "";
     ui.transcript.replaceChildren();
     ui.metrics.replaceChildren();
+    ui.metricsTable.classList.remove("has-llm");
     ui.errors.replaceChildren();
     // Made inside the click, so autoplay policies let its audio context run.
     this.mic = new Microphone((level) => (ui.level.value = level));
@@ -294,6 +377,17 @@ class Call {
       case "turn.metrics":
         addMetrics(event);
         break;
+      case "agent.tool_call":
+        stats.toolCalls.push(event);
+        c.toolCall(event);
+        break;
+      case "agent.tool_result":
+        stats.toolResults.push(event);
+        c.toolResult(event);
+        break;
+      case "agent.transfer":
+        c.transfer();
+        break;
       case "error":
         showError(event.code, event.message);
         break;
@@ -301,7 +395,7 @@ class Call {
         ui.session.textContent = `Call ended (${event.reason})`;
         this.closed = true;
         break;
-      default: // speech.started/stopped, agent.audio.done: nothing to show
+      default: // speech.started/stopped, agent.audio.done, agent.slots: nothing to show
     }
   }
 
@@ -332,6 +426,12 @@ class Call {
 
 let call = null;
 
+/** stats.js's counters, plus this page's tool calls and results. */
+function resetCallStats(options) {
+  resetStats(options);
+  Object.assign(stats, { toolCalls: [], toolResults: [] });
+}
+
 ui.button.addEventListener("click", () => {
   if (call) {
     call.hangUp();
@@ -349,6 +449,6 @@ ui.button.addEventListener("click", () => {
   });
 });
 
-resetStats(readOptions());
+resetCallStats(readOptions());
 setState("idle");
 setUpOptions();

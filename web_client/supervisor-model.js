@@ -1,5 +1,6 @@
-// One call as the supervisor sees it: transcript lines, emotion points and alerts, built either
-// from /ws/monitor events (live) or from GET /api/calls/{id} (finished). No DOM here.
+// One call as the supervisor sees it: transcript lines (tool calls and a transfer among them),
+// emotion points, alerts and the agent's slots, built either from /ws/monitor events (live) or
+// from GET /api/calls/{id} (finished). No DOM here.
 
 export const CATEGORIES = ["neutral", "happy", "angry", "sad", "fearful", "surprised"];
 const MAX_POINTS = 7200; // two hours of caller speech at one estimate a second
@@ -37,6 +38,40 @@ export function toEpochMs(value) {
   return Number.isNaN(ms) ? null : ms;
 }
 
+/** turn.metrics' LLM figures (or a stored turn's metrics), or null when the LLM did not answer. */
+export function llmFigures(m) {
+  if (typeof m?.llm_ttft_ms !== "number") return null;
+  return {
+    ttftMs: m.llm_ttft_ms,
+    tokensPerS: typeof m.llm_tokens_per_s === "number" ? m.llm_tokens_per_s : null,
+    preempted: Boolean(m.llm_preempted),
+    aheadMs: typeof m.llm_ahead_ms === "number" ? m.llm_ahead_ms : null,
+  };
+}
+
+function toolOutcome(msg) {
+  const ok = msg.ok === true ? true : msg.ok === false ? false : null;
+  return {
+    ok,
+    status: ok === null ? "pending" : ok ? "ok" : "failed",
+    result: msg.result ?? null,
+    error: msg.error ?? null,
+    ms: typeof msg.ms === "number" ? msg.ms : null,
+    effect: msg.effect ?? "none",
+  };
+}
+
+function toolLine(msg) {
+  return {
+    role: "tool",
+    id: msg.id,
+    name: String(msg.name ?? "tool"),
+    arguments: msg.arguments ?? null,
+    source: msg.source ?? null,
+    ...toolOutcome(msg),
+  };
+}
+
 function alertKey(a) {
   return `${a.kind}:${a.started_ms ?? ""}:${a.t_ms ?? ""}`;
 }
@@ -53,13 +88,18 @@ export class CallRecord {
     this.startedAt = toEpochMs(info.started_at ?? info.t) ?? Date.now();
     this.endedAt = toEpochMs(info.ended_at);
     this.endReason = info.end_reason ?? null;
-    this.lines = []; // {role: caller|agent|error, text, final, t_ms, turnId, interrupted, heard, emotion, v2v}
+    this.lines = []; // {role: caller|agent|tool|transfer|error, text, final, t_ms, turnId, interrupted, heard, emotion, v2v, llm}
     this.partial = null; // the caller line still being recognised
     this.points = []; // {t, arousal, valence, scores, calibrating}
     this.alerts = []; // {kind, started_ms, t_ms, level, at, key, acked}
     this.pendingUtterances = []; // summaries that arrived before their final transcript
     this.speaking = false;
-    this.counts = { events: 0, emotionPoints: 0, alerts: 0, finals: 0 };
+    this.slots = {}; // what the agent has learned: order_number, phone, ...
+    this.changedSlots = new Set(); // the keys the latest agent.slots changed
+    this.callbacks = []; // booked callbacks (archive only)
+    this.tools = new Map(); // tool call id -> its line
+    this.transferred = false;
+    this.counts = { events: 0, emotionPoints: 0, alerts: 0, finals: 0, toolCalls: 0 };
   }
 
   get top() {
@@ -71,7 +111,7 @@ export class CallRecord {
     return (this.endedAt ?? now) - this.startedAt;
   }
 
-  /** Apply one monitor event; returns what changed: {line, added} | {points} | {alert} | {meta} | null. */
+  /** Apply one monitor event; returns what changed: {line, added} | {points} | {alert} | {meta} | {slots} | null. */
   apply(msg) {
     this.counts.events++;
     switch (msg.type) {
@@ -98,6 +138,14 @@ export class CallRecord {
       case "emotion.alert":
       case "alert":
         return this.alert(msg);
+      case "agent.slots":
+        return this.setSlots(msg.slots, msg.changed);
+      case "agent.tool_call":
+        return this.toolCall(msg);
+      case "agent.tool_result":
+        return this.toolResult(msg);
+      case "agent.transfer":
+        return this.transfer(msg);
       case "error":
         return this.addLine({ role: "error", text: msg.code ? `${msg.code}: ${msg.message ?? ""}` : String(msg.message ?? "error") });
       default:
@@ -157,9 +205,63 @@ export class CallRecord {
 
   metrics(msg) {
     const line = this.agentLine(msg.turn_id);
-    if (!line || typeof msg.voice_to_voice_ms !== "number") return null;
-    line.v2v = msg.voice_to_voice_ms;
+    const llm = llmFigures(msg);
+    if (!line || (typeof msg.voice_to_voice_ms !== "number" && !llm)) return null;
+    if (typeof msg.voice_to_voice_ms === "number") line.v2v = msg.voice_to_voice_ms;
+    if (llm) line.llm = llm;
     return { line, added: false };
+  }
+
+  /** The call's slots as a whole (agent.slots carries all of them); ``changed`` marks the new ones. */
+  setSlots(slots, changed) {
+    if (!slots || typeof slots !== "object") return null;
+    this.slots = { ...slots };
+    this.changedSlots = new Set(Object.keys(changed && typeof changed === "object" ? changed : {}));
+    return { slots: true };
+  }
+
+  /** A tool call gets its own line, pending until its result arrives. */
+  toolCall(msg) {
+    const known = this.tools.get(msg.id);
+    if (known) return { line: Object.assign(known, { arguments: msg.arguments ?? known.arguments }), added: false };
+    const line = toolLine(msg);
+    if (msg.id !== undefined) this.tools.set(msg.id, line);
+    this.counts.toolCalls++;
+    return this.addLine(line);
+  }
+
+  toolResult(msg) {
+    const line = this.tools.get(msg.id);
+    if (!line) return this.toolCall({ ...msg, arguments: msg.arguments ?? null }); // its agent.tool_call was lost
+    Object.assign(line, toolOutcome(msg));
+    return { line, added: false };
+  }
+
+  transfer(msg) {
+    if (msg.slots) this.setSlots(msg.slots, null);
+    this.transferred = true;
+    const change = this.addLine({ role: "transfer", text: "Handed over to a person", reason: msg.reason ?? null });
+    return { ...change, slots: Boolean(msg.slots), meta: true };
+  }
+
+  /** Keep the agent's slots, tool calls and transfer of ``old`` (a snapshot carries none of them). */
+  adoptAgentState(old) {
+    if (!Object.keys(this.slots).length) {
+      this.slots = { ...old.slots };
+      this.changedSlots = new Set();
+    }
+    this.transferred ||= old.transferred;
+    this.counts.toolCalls = Math.max(this.counts.toolCalls, old.counts.toolCalls);
+    old.lines.forEach((line, i) => {
+      if ((line.role !== "tool" && line.role !== "transfer") || this.lines.includes(line)) return;
+      if (line.role === "tool" && this.tools.has(line.id)) return;
+      if (line.role === "tool") this.tools.set(line.id, line);
+      // before the reply it led to, when that reply is still shown; else at the end
+      const next = old.lines.slice(i + 1).find((l) => l.role === "agent" && l.turnId !== undefined);
+      const at = next ? this.lines.findIndex((l) => l.role === "agent" && l.turnId === next.turnId) : -1;
+      if (at >= 0) this.lines.splice(at, 0, line);
+      else this.lines.push(line);
+    });
   }
 
   emotion(msg) {
@@ -201,6 +303,11 @@ export class CallRecord {
     return this.alerts.filter((a) => !a.acked);
   }
 
+  /** Tool lines in order, for tests and summaries. */
+  get toolLines() {
+    return this.lines.filter((l) => l.role === "tool");
+  }
+
   ended(reason) {
     this.live = false;
     this.endedAt = Date.now();
@@ -216,6 +323,7 @@ export function fromSnapshot(entry) {
   for (const msg of entry.transcript ?? []) rec.apply(msg);
   for (const msg of entry.emotion ?? []) rec.apply({ type: "emotion", ...msg });
   for (const msg of entry.alerts ?? []) rec.alert(msg);
+  if (entry.slots) rec.setSlots(entry.slots, null);
   return rec;
 }
 
@@ -231,7 +339,33 @@ function attachUtterances(rec, summaries) {
   });
 }
 
-/** A finished (or stored) call from GET /api/calls/{id}; emotions and alerts may be absent. */
+/**
+ * Place stored tool calls among the turns: each after the last caller line said before it was made
+ * (caller-audio time against wall time since the start), else at the end.
+ */
+function placeToolCalls(rec, calls) {
+  for (const c of calls) {
+    const line = toolLine({ ...c, id: `stored-${c.seq ?? rec.counts.toolCalls}` });
+    rec.tools.set(line.id, line);
+    rec.counts.toolCalls++;
+    const at = toEpochMs(c.created_at);
+    const offset = at === null ? null : at - rec.startedAt;
+    let index = -1;
+    if (offset !== null) {
+      rec.lines.forEach((l, i) => {
+        if (l.role === "caller" && typeof l.t_ms === "number" && l.t_ms <= offset) index = i;
+      });
+    }
+    if (index < 0) {
+      rec.lines.push(line);
+      continue;
+    }
+    while (rec.lines[index + 1]?.role === "tool") index++; // after those made before it
+    rec.lines.splice(index + 1, 0, line);
+  }
+}
+
+/** A finished (or stored) call from GET /api/calls/{id}; emotions, alerts, slots and tool calls may be absent. */
 export function fromArchive(call) {
   const rec = new CallRecord(call, false);
   rec.endedAt = toEpochMs(call.ended_at);
@@ -246,6 +380,7 @@ export function fromArchive(call) {
         heard: t.interrupted ? (t.heard ?? "") : null,
         playedMs: metrics.played_ms ?? null,
         v2v: typeof metrics.voice_to_voice_ms === "number" ? metrics.voice_to_voice_ms : undefined,
+        llm: llmFigures(metrics),
       });
     } else {
       rec.counts.finals++;
@@ -257,5 +392,10 @@ export function fromArchive(call) {
   const utterances = [...(Array.isArray(call.emotion_utterances) ? call.emotion_utterances : []), ...emotions.filter((e) => e.type === "emotion.utterance")];
   attachUtterances(rec, utterances);
   for (const a of Array.isArray(call.alerts) ? call.alerts : []) rec.alert(a, rec.startedAt + (Number(a.t_ms) || 0));
+  rec.setSlots(call.slots, null);
+  placeToolCalls(rec, Array.isArray(call.tool_calls) ? call.tool_calls : []);
+  rec.transferred = call.end_reason === "transferred";
+  if (rec.transferred) rec.addLine({ role: "transfer", text: "Handed over to a person", reason: "transfer_to_human" });
+  rec.callbacks = Array.isArray(call.callbacks) ? call.callbacks : [];
   return rec;
 }

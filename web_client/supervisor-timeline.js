@@ -1,10 +1,14 @@
 // The selected call's transcript as a list: caller partials (grey) become finals, agent replies
 // grow piece by piece, interruptions are marked, and each caller line carries the emotion
-// summary of its utterance as a coloured chip.
+// summary of its utterance as a coloured chip. The agent's tool calls and a transfer to a person
+// sit among them as lines of their own.
 
 import { clock, topCategory } from "./supervisor-model.js";
 
-const ROLE_NAMES = { caller: "Caller", agent: "Agent", error: "Error" };
+const ROLE_NAMES = { caller: "Caller", agent: "Agent", tool: "Tool", transfer: "Transfer", error: "Error" };
+const TOOL_STATUS = { pending: "running…", ok: "ok", failed: "failed" };
+const SOURCES = { fast_path: "fast path", llm: "LLM" };
+const SUMMARY_CHARS = 160;
 
 /** A new element with an optional class and text. */
 export function el(tag, className, text) {
@@ -32,10 +36,72 @@ export function emotionChip(scores, extra = {}) {
 
 function testid(line) {
   if (line.role === "caller") return line.final ? "caller-final" : "caller-partial";
-  return line.role === "agent" ? "agent-text" : "timeline-error";
+  return { agent: "agent-text", tool: "tool-call", transfer: "transfer" }[line.role] ?? "timeline-error";
+}
+
+function shorten(text, max = SUMMARY_CHARS) {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+/** "key: value, key: value" for a tool's arguments or result (arrays joined, nested objects as JSON). */
+export function summarize(obj) {
+  if (obj === null || obj === undefined) return "";
+  if (typeof obj !== "object") return shorten(String(obj));
+  const parts = Object.entries(obj).map(([k, v]) => {
+    const value = Array.isArray(v) ? v.join(", ") : v !== null && typeof v === "object" ? JSON.stringify(v) : String(v);
+    return `${k}: ${value === "" ? "—" : value}`;
+  });
+  return shorten(parts.join(", "));
+}
+
+function llmNote(llm) {
+  const rate = typeof llm.tokensPerS === "number" ? `, ${Math.round(llm.tokensPerS)} tok/s` : "";
+  const early = llm.preempted && typeof llm.aheadMs === "number" && llm.aheadMs > 0 ? `, ready ${Math.round(llm.aheadMs)} ms early` : "";
+  const node = el("span", "latency llm", `LLM first token ${Math.round(llm.ttftMs)} ms${rate}${early}`);
+  node.dataset.testid = "llm-latency";
+  if (llm.preempted) node.title = "a preemptive generation, started before the caller's turn ended";
+  return node;
+}
+
+function toolNode(line) {
+  const li = el("li", `line tool ${line.status}`);
+  li.dataset.testid = "tool-call";
+  li.dataset.tool = line.name;
+  li.dataset.status = line.status;
+  const head = el("div", "line-head");
+  const status = el("span", "tool-status", TOOL_STATUS[line.status] ?? line.status);
+  status.dataset.testid = "tool-status";
+  head.append(el("span", "who", ROLE_NAMES.tool), el("code", "tool-name", line.name), status);
+  if (typeof line.ms === "number") head.append(el("span", "latency", `${line.ms < 10 ? line.ms.toFixed(1) : Math.round(line.ms)} ms`));
+  if (line.source) head.append(el("span", "tool-source", SOURCES[line.source] ?? line.source));
+  const args = el("p", "text tool-args", summarize(line.arguments) || "no arguments");
+  args.dataset.testid = "tool-args";
+  li.append(head, args);
+  if (line.status === "failed") {
+    const error = el("p", "tool-error", `Failed: ${line.error || "no reason given"}`);
+    error.dataset.testid = "tool-error";
+    li.append(error);
+  } else if (line.status === "ok" && line.result && Object.keys(line.result).length) {
+    const result = el("p", "tool-result", `→ ${summarize(line.result)}`);
+    result.dataset.testid = "tool-result";
+    li.append(result);
+  }
+  li.setAttribute("aria-label", `Tool ${line.name} ${TOOL_STATUS[line.status] ?? line.status}: ${args.textContent}`);
+  return li;
+}
+
+function transferNode(line) {
+  const li = el("li", "line transfer");
+  li.dataset.testid = "transfer";
+  const head = el("div", "line-head");
+  head.append(el("span", "who", ROLE_NAMES.transfer));
+  li.append(head, el("p", "text", line.reason ? `${line.text} (${line.reason.replaceAll("_", " ")})` : line.text));
+  return li;
 }
 
 function lineNode(line) {
+  if (line.role === "tool") return toolNode(line);
+  if (line.role === "transfer") return transferNode(line);
   const li = el("li", `line ${line.role}`);
   li.dataset.testid = testid(line);
   if (line.role === "caller" && !line.final) {
@@ -57,6 +123,7 @@ function lineNode(line) {
     }
   }
   if (typeof line.v2v === "number") head.append(el("span", "latency", `voice-to-voice ${Math.round(line.v2v)} ms`));
+  if (line.llm) head.append(llmNote(line.llm));
   li.append(head, el("p", "text", line.text));
   if (line.interrupted) {
     li.classList.add("interrupted");
@@ -104,8 +171,9 @@ export class TimelineView {
     const fresh = lineNode(change.line);
     const old = this.nodes.get(change.replaces ?? change.line);
     if (old && !change.replaces) {
-      // the same line grew (agent text) or gained a note or chip: update the node in place
-      old.className = fresh.className;
+      // the same line grew (agent text), gained a note or chip, or got its tool result: update the node in place
+      for (const name of old.getAttributeNames()) if (!fresh.hasAttribute(name)) old.removeAttribute(name);
+      for (const name of fresh.getAttributeNames()) old.setAttribute(name, fresh.getAttribute(name));
       old.replaceChildren(...fresh.childNodes);
     } else {
       this.nodes.delete(change.replaces);

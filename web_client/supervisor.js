@@ -1,5 +1,6 @@
-// Parley supervisor: every live call from /ws/monitor (transcript, caller emotion, alerts) and the
-// finished calls from /api/calls. Select a call to see its timeline and emotion plots.
+// Parley supervisor: every live call from /ws/monitor (transcript, caller emotion, alerts, the
+// agent's slots and tool calls) and the finished calls from /api/calls. Select a call to see its
+// details, timeline and emotion plots.
 //
 // URLs are absolute: the page is served as /supervisor.html and as /supervisor. A call can be
 // opened directly with /supervisor#call=<call id>.
@@ -8,6 +9,7 @@ import { getJson, ReconnectingSocket } from "./supervisor-link.js";
 import { CallRecord, CATEGORIES, clock, fromArchive, fromSnapshot, wallTime } from "./supervisor-model.js";
 import { drawArousalValence, drawCategories } from "./supervisor-plot.js";
 import { RecentCalls } from "./supervisor-recent.js";
+import { renderCallbacks, renderSlots } from "./supervisor-slots.js";
 import { el, emotionChip, TimelineView } from "./supervisor-timeline.js";
 
 const RESYNC_MIN_MS = 10000; // after lost events, fetch a fresh snapshot at most this often
@@ -35,6 +37,9 @@ const ui = {
   plotCategories: $("plot-categories"),
   plotSummary: $("plot-summary"),
   categoryLegend: $("category-legend"),
+  slots: $("slots"),
+  slotsEmpty: $("slots-empty"),
+  callbacks: $("callbacks"),
 };
 
 /** Read by the tests and handy in the console; ``calls[id]`` are live counters. */
@@ -193,7 +198,12 @@ function autoSelect() {
 function onSnapshot(calls) {
   const now = new Set(calls.map((c) => c.call_id));
   for (const rec of [...live.values()]) if (rec.live && !now.has(rec.id)) onEnded(rec.id, "ended while disconnected");
-  for (const entry of calls) track(fromSnapshot(entry));
+  for (const entry of calls) {
+    const rec = fromSnapshot(entry);
+    const old = live.get(rec.id);
+    if (old) rec.adoptAgentState(old); // a snapshot carries no slots or tool calls
+    track(rec);
+  }
   autoSelect();
 }
 
@@ -224,6 +234,7 @@ function onCallEvent(msg) {
   if (change.alert || change.points || change.meta) renderLiveItem(rec);
   if (rec !== current) return;
   if (change.line) timeline.update(change);
+  if (change.slots) renderDetails();
   if (change.points || change.alert) schedulePlot();
   if (change.alert) renderAlertHistory();
   if (change.points || change.meta) renderMeta();
@@ -299,6 +310,7 @@ async function select(id) {
     const div = el("div");
     div.append(el("dt", "", "Error"), el("dd", "", err.message));
     ui.meta.replaceChildren(div);
+    renderDetails();
     timeline.render(null);
   }
 }
@@ -311,6 +323,7 @@ function show(rec) {
   ui.title.textContent = `Call ${rec.id}`;
   renderMeta();
   renderAlertHistory();
+  renderDetails();
   timeline.render(rec);
   schedulePlot();
 }
@@ -335,6 +348,11 @@ function renderMeta() {
     return div;
   };
   ui.meta.replaceChildren(...rows.map(([k, v]) => pair(k, v)), pair("Caller emotion", topEmotionNode(rec)));
+}
+
+function renderDetails() {
+  renderSlots(ui.slots, ui.slotsEmpty, current);
+  renderCallbacks(ui.callbacks, current);
 }
 
 function renderAlertHistory() {
