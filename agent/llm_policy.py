@@ -142,8 +142,6 @@ class LLMPolicy:
             self._busy = False
 
     async def _respond(self, state: DialogueState) -> AsyncIterator[str]:
-        if self._primer is not None and not self._primer.done():
-            self._primer.cancel()  # the real request goes first
         text = state.last_caller_text()
         changed = self._fill_slots(state, text)
         decision = await self._classify(text)
@@ -373,7 +371,7 @@ class LLMPolicy:
         if primer is None or not self._prime_cache:
             return
         if self._primer is not None and not self._primer.done():
-            self._primer.cancel()
+            return  # one at a time: a cancelled request still runs to the end on the server
         messages = build_messages(self.persona, state, [], bool(self._schemas))
         self._primer = asyncio.create_task(primer(messages, self._schemas or None))
 

@@ -6,8 +6,10 @@ the LLM policy on the bundled local model. One run compares preemptive generatio
 (and, with ``--smollm2``, the small fallback model), so the figures are ratios on one machine.
 
 Per turn: voice-to-voice (server: last voiced frame -> first reply audio; caller: last voiced
-frame sent -> first reply audio received), the LLM's time to first token and decode speed, and
-whether its first token existed before the end of the caller's turn was declared.
+frame sent -> first reply audio received; an acknowledgement such as "Okay." counts as the reply's
+first audio, so the time to the answer's own first words is shown beside it), the LLM's time to
+first token and decode speed, and whether its first token existed before the end of the caller's
+turn was declared.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class Turns:
     tps: list[float] = field(default_factory=list)
     ahead: list[float] = field(default_factory=list)  # > 0: first token before the end of turn
     preempted: list[float] = field(default_factory=list)
+    answer: list[float] = field(default_factory=list)  # last voiced frame -> the answer's own first words
+    acks: int = 0
     llm_turns: int = 0
     turns: int = 0
     missed: int = 0
@@ -95,6 +99,9 @@ async def converse(url: str, clips: list[np.ndarray], out: Turns) -> None:
             out.tps.append(float(m["llm_tokens_per_s"]))
         out.ahead.append(float(m.get("llm_ahead_ms") or 0.0))
         out.preempted.append(float(m.get("llm_preempted") or 0.0))
+        out.acks += int(m.get("ack") or 0)
+        if m.get("llm_answer_ms") is not None:
+            out.answer.append(float(m["llm_answer_ms"]))
 
 
 async def run_config(tmp: Path, label: str, clips: list[np.ndarray], env: dict[str, str]) -> Turns:
@@ -123,7 +130,8 @@ def table(results: dict[str, Turns]) -> None:
         pre = f"{int(sum(t.preempted))}/{len(t.preempted)}" if t.preempted else "-"
         print(
             f"| {label} | {t.turns} ({t.llm_turns}) | {p(t.v2v_server, 50)} | {p(t.v2v_server, 95)} | {p(t.v2v_client, 50)} | "
-            f"{p(t.v2v_client, 95)} | {p(t.ttft, 50)} | {p(t.ttft, 95)} | {p(t.tps, 50)} | {share} | {pre} |"
+            f"{p(t.v2v_client, 95)} | {p(t.answer, 50)} | {p(t.answer, 95)} | {p(t.ttft, 50)} | {p(t.ttft, 95)} | {p(t.tps, 50)} "
+            f"| {share} | {pre} | {t.acks}/{t.llm_turns} |"
         )
 
 
@@ -131,14 +139,15 @@ async def bench(args: argparse.Namespace) -> dict[str, Turns]:
     tmp = Path(tempfile.mkdtemp(prefix="parley-agent-"))
     clips = speak(QUESTIONS[: args.turns])
     configs: dict[str, dict[str, str]] = {
-        "Qwen2.5-1.5B, preemptive on": {"PARLEY_LLM_PREEMPT": "1"},
+        "Qwen2.5-1.5B (default: preemptive, acknowledgement)": {},
         "Qwen2.5-1.5B, preemptive off": {"PARLEY_LLM_PREEMPT": "0"},
+        "Qwen2.5-1.5B, acknowledgement off": {"PARLEY_LLM_ACK": "0"},
     }
     if args.smollm2:
         configs["SmolLM2-135M, preemptive on"] = {"PARLEY_LLM_PREEMPT": "1", "PARLEY_LLM_LOCAL_MODEL": "smollm2"}
     results: dict[str, Turns] = {}
     for label, env in configs.items():
-        results[label] = await run_config(tmp, label.replace(" ", "_").replace(",", ""), clips, env)
+        results[label] = await run_config(tmp, f"config{len(results)}", clips, env)
     return results
 
 
