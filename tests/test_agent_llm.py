@@ -21,40 +21,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from bench.caller import Caller
-from models import manifest
-from models.device import select_device
 from models.tts import PiperTTS
-from pipelines.audio import resample
 from tests.conftest import ServerProcess, get_json, wait_call
+from tests.speech import piper, reply_to, speech
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def voice() -> PiperTTS:
-    return PiperTTS(*manifest.piper_joe(), select_device("cpu"))
-
-
-def speech(tts: PiperTTS, text: str) -> np.ndarray:
-    return resample(tts.synthesize(text), tts.sample_rate, 16000)
-
-
-async def reply_to(caller: Caller, pcm: np.ndarray) -> str:
-    """Say ``pcm``, listen until the agent's answer has been heard, return its text.
-
-    A caller's pause mid-sentence may end a turn early (as with a person): the agent's answer to
-    the fragment is then interrupted by the rest, and the answer to the rest is the one returned.
-    """
-    n = len(caller.log.of("agent.audio.done"))
-    await caller.say(pcm)
-    await caller.silence(0.3)
-    audio = await caller.wait_for("agent.audio.done", n + 1, timeout=90)
-    await caller.listen(audio["duration_ms"] / 1000 + 0.5)
-    return str(caller.log.of("agent.text.done")[-1]["text"])
+    return piper()
 
 
 def transcript(events: list[dict[str, Any]]) -> str:

@@ -21,12 +21,10 @@ import pytest
 import soundfile as sf
 
 from bench.caller import Caller
-from models import manifest
-from models.device import select_device
 from models.tts import PiperTTS
-from pipelines.audio import resample
 from tests.browser import CHROMIUM, SOCKET_SPY, Page, chromium, deliver, open_tab
 from tests.conftest import ARTIFACTS, ServerProcess
+from tests.speech import piper, reply_to, speech
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium (Debian package 'chromium')")
 
@@ -46,21 +44,7 @@ def q(selector: str) -> str:
 
 @pytest.fixture(scope="module")
 def voice() -> PiperTTS:
-    return PiperTTS(*manifest.piper_joe(), select_device("cpu"))
-
-
-def speech(tts: PiperTTS, text: str) -> np.ndarray:
-    return resample(tts.synthesize(text), tts.sample_rate, 16000)
-
-
-async def reply_to(caller: Caller, pcm: np.ndarray) -> str:
-    """Say ``pcm``, listen until the agent's answer has been heard, return its text."""
-    n = len(caller.log.of("agent.audio.done"))
-    await caller.say(pcm)
-    await caller.silence(0.3)
-    audio = await caller.wait_for("agent.audio.done", n + 1, timeout=90)
-    await caller.listen(audio["duration_ms"] / 1000 + 0.5)
-    return str(caller.log.of("agent.text.done")[-1]["text"])
+    return piper()
 
 
 def silent_wav(path: Path) -> Path:
