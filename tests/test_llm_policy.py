@@ -311,3 +311,30 @@ async def test_no_acknowledgement_when_the_early_generation_already_has_the_answ
     assert await turn(policy, state, "My headphones buzz when charging.") == "It sounds like a charging fault, try another cable."
     assert policy.last_reply is not None and policy.last_reply.ack is None and policy.last_reply.preempted
     await policy.aclose()
+
+
+async def test_rate_limited_endpoint_is_retried_with_backoff_then_apologised(tmp_path: Path) -> None:
+    hits: list[float] = []
+
+    async def too_many(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        hits.append(asyncio.get_running_loop().time())
+        body = b'{"error": {"message": "slow down", "type": "rate_limit"}}'
+        writer.write(
+            b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+    srv = await asyncio.start_server(too_many, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    llm = OpenAIChatLLM(LLMConfig(base_url=f"http://127.0.0.1:{port}/v1", retries=2, timeout_s=5))
+    policy, events = make_policy(llm, None, tmp_path, retries=0)
+    assert await turn(policy, DialogueState(), "My screen is broken") == DEFAULT_PERSONA.apology
+    assert len(hits) == 3 and hits[2] - hits[1] >= 0.35 and hits[1] - hits[0] >= 0.15  # backoff 0.2 s, 0.4 s
+    assert [e["code"] for e in events if e["type"] == "error"] == ["llm_failed"]
+    srv.close()
+    await srv.wait_closed()
+    await policy.aclose()
+    await llm.aclose()
