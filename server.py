@@ -139,6 +139,11 @@ class Parley:
         """Whether the LLM is offered tools: the bundled 1.5B model describes them instead of calling them."""
         return self.settings.llm_tools == "on" or (self.settings.llm_tools == "auto" and bool(self.settings.llm_base_url))
 
+    @property
+    def llm_shares_cpu(self) -> bool:
+        """The bundled model on this machine's CPU: speculative LLM work then slows ASR and TTS (measured)."""
+        return self.llm_server is not None and (self.hub is None or self.hub.device.kind == "cpu")
+
     def policy_for(self, persona: Persona) -> Any:
         """A factory building the call's policy once the session exists (tools need its id and events)."""
         hub, llm, s = self.hub, self.llm, self.settings
@@ -155,6 +160,8 @@ class Parley:
                 max_tool_rounds=s.llm_max_tool_rounds, retries=1, max_chars=s.reply_max_chars,
                 offer_tools=self.llm_tools, prime_cache=self.llm_server is not None,
                 fast_path_threshold=s.fast_path_threshold, ack_slow=s.llm_ack,
+                preempt=s.switch("llm_preempt", not self.llm_shares_cpu),
+                prime_partials=s.switch("llm_prime_partials", not self.llm_shares_cpu),
             )  # fmt: skip
 
         return build

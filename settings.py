@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent
+_SWITCH = {"auto", "on", "off", "1", "0", "true", "false", "yes", "no"}
 
 
 def _coerce(raw: str, kind: Any) -> Any:
@@ -60,7 +61,8 @@ class Settings:
     llm_first_token_timeout_s: float = 10.0
     llm_retries: int = 2  # per request, before the first token only
     llm_max_tool_rounds: int = 2
-    llm_preempt: bool = True  # start the LLM on the speculative transcript before the end of turn
+    llm_preempt: str = "auto"  # start the LLM on the speculative transcript: auto = unless the LLM shares this CPU
+    llm_prime_partials: str = "auto"  # evaluate partial transcripts on the model server while the caller speaks
     llm_ack: bool = True  # say a short acknowledgement while the LLM prepares a free answer
     llm_start_timeout_s: float = 300.0
     reply_max_chars: int = 320
@@ -108,6 +110,11 @@ class Settings:
     max_sessions: int = 32
     stage_timeout_s: float = 20.0
 
+    def switch(self, name: str, auto: bool) -> bool:
+        """An ``auto|on|off`` setting (``1``/``0`` accepted) resolved with the ``auto`` answer given."""
+        value = str(getattr(self, name)).lower()
+        return auto if value == "auto" else value in {"on", "1", "true", "yes"}
+
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'parley.db'}"
@@ -145,6 +152,8 @@ class Settings:
             ("emotion_alert_threshold", 0.0 < self.emotion_alert_threshold <= 1.0, "0-1"),
             ("policy", self.policy in {"llm", "intent"}, "llm or intent"),
             ("llm_tools", self.llm_tools in {"auto", "on", "off"}, "auto, on or off"),
+            ("llm_preempt", self.llm_preempt in _SWITCH, "auto, on or off"),
+            ("llm_prime_partials", self.llm_prime_partials in _SWITCH, "auto, on or off"),
             ("llm_model", bool(self.llm_model) or not self.llm_base_url, "a model name when PARLEY_LLM_BASE_URL is set"),
             ("llm_retries", 0 <= self.llm_retries <= 5, "0-5"),
             ("llm_max_tokens", 16 <= self.llm_max_tokens <= 2048, "16-2048"),

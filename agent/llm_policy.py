@@ -102,6 +102,8 @@ class LLMPolicy:
         offer_tools: bool = True,
         prime_cache: bool = True,
         ack_slow: bool = True,
+        preempt: bool = True,
+        prime_partials: bool = True,
         fast_path_threshold: float = 0.93,
         today: Callable[[], dt.date] = dt.date.today,
     ) -> None:
@@ -124,6 +126,8 @@ class LLMPolicy:
         self._fast_threshold = fast_path_threshold
         self._ack_slow = ack_slow
         self._busy = False
+        self._preempt = preempt
+        self._prime_partials = prime_partials
         self._fillers_used = 0
         self._answer_at = 0.0
         self._primer: asyncio.Task[None] | None = None
@@ -359,7 +363,7 @@ class LLMPolicy:
         The final prompt then shares this prefix up to the first word that changed, so only the
         rest of the caller's words are evaluated after the end of the turn.
         """
-        if self._busy or not text.strip():
+        if self._busy or not self._prime_partials or not text.strip():
             return
         trial = copy.copy(state)
         trial.turns = [*state.turns, Turn("caller", text, text, note="")]
@@ -380,7 +384,7 @@ class LLMPolicy:
     def prefetch(self, state: DialogueState, text: str) -> None:
         """Start the LLM on a speculative transcript ``text`` (the caller may not be done)."""
         key = _norm(text)
-        if not key or (self._prefetch is not None and self._prefetch.key == key):
+        if not self._preempt or not key or (self._prefetch is not None and self._prefetch.key == key):
             return
         self.cancel_prefetch()
         pre = _Prefetch(key)

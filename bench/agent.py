@@ -105,7 +105,8 @@ async def converse(url: str, clips: list[np.ndarray], out: Turns) -> None:
 
 
 async def run_config(tmp: Path, label: str, clips: list[np.ndarray], env: dict[str, str]) -> Turns:
-    srv = ServerProcess(tmp / label, PARLEY_POLICY="llm", **env)
+    base = {"PARLEY_LLM_PREEMPT": "0", "PARLEY_LLM_PRIME_PARTIALS": "0"}  # the defaults on a CPU-only host
+    srv = ServerProcess(tmp / label, PARLEY_POLICY="llm", **(base | env))
     try:
         srv.wait_ready(timeout=600)
         out = Turns()
@@ -139,12 +140,13 @@ async def bench(args: argparse.Namespace) -> dict[str, Turns]:
     tmp = Path(tempfile.mkdtemp(prefix="parley-agent-"))
     clips = speak(QUESTIONS[: args.turns])
     configs: dict[str, dict[str, str]] = {
-        "Qwen2.5-1.5B (default: preemptive, acknowledgement)": {},
-        "Qwen2.5-1.5B, preemptive off": {"PARLEY_LLM_PREEMPT": "0"},
-        "Qwen2.5-1.5B, acknowledgement off": {"PARLEY_LLM_ACK": "0"},
+        "Qwen2.5-1.5B, default (acknowledgement)": {},
+        "+ early generation on the speculative transcript": {"PARLEY_LLM_PREEMPT": "1"},
+        "+ partial transcripts pre-evaluated": {"PARLEY_LLM_PRIME_PARTIALS": "1"},
+        "acknowledgement off": {"PARLEY_LLM_ACK": "0"},
     }
     if args.smollm2:
-        configs["SmolLM2-135M, preemptive on"] = {"PARLEY_LLM_PREEMPT": "1", "PARLEY_LLM_LOCAL_MODEL": "smollm2"}
+        configs["SmolLM2-135M, default"] = {"PARLEY_LLM_LOCAL_MODEL": "smollm2"}
     results: dict[str, Turns] = {}
     for label, env in configs.items():
         results[label] = await run_config(tmp, f"config{len(results)}", clips, env)

@@ -143,7 +143,7 @@ class CallSession:
             self._on_partial,
             settings.partial_interval_ms,
             settings.stage_timeout_s,
-            on_speculative=self._on_speculative if settings.llm_preempt and hasattr(self.policy, "prefetch") else None,
+            on_speculative=self._on_speculative if hasattr(self.policy, "prefetch") else None,
         )
         self.emotion: EmotionStage | None = None
         if settings.emotion:
@@ -409,7 +409,7 @@ class CallSession:
     def _on_partial(self, text: str, t_ms: int) -> None:
         self.outbox.put_nowait(ev.TranscriptPartial(text, t_ms))
         primer = getattr(self.policy, "prime_partial", None)
-        if primer is not None and self.settings.llm_preempt and (self._reply_task is None or self._reply_task.done()):
+        if primer is not None and (self._reply_task is None or self._reply_task.done()):
             primer(self.state, text)
         if self.emotion is not None:
             self.emotion.on_text(text, self.asr.language, final=False)
