@@ -24,7 +24,7 @@ from typing import Any
 from agent import planner
 from agent.personas import Persona
 from agent.policy import IntentPolicy, Reply
-from agent.prompt import build_messages, tool_call_message, tool_result_message
+from agent.prompt import SYMPATHY, build_messages, tool_call_message, tool_result_message
 from agent.slots import SLOT_NAMES, SlotFiller
 from agent.speech_text import StreamSanitizer
 from agent.state import DialogueState, Turn
@@ -338,7 +338,7 @@ class LLMPolicy:
         """A short acknowledgement, varied from turn to turn; sympathetic when the caller is upset."""
         emotion = state.emotion or {}
         if max(emotion.get("angry", 0.0), emotion.get("sad", 0.0)) > 0.5:
-            return "I'm sorry to hear that."
+            return SYMPATHY
         fillers = self.persona.fillers or ("Okay.",)
         self._fillers_used += 1
         return fillers[(self._fillers_used - 1) % len(fillers)]

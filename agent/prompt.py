@@ -21,9 +21,7 @@ SLOT_LABELS = {
     "phone": "phone",
     "date": "date",
     "time": "time",
-    "issue_type": "issue",
-    "urgency": "urgency",
-}
+}  # issue type and urgency steer the fast path; in the prompt the small model only echoed them
 
 
 def system_prompt(persona: Persona, tools: bool = False) -> str:
@@ -49,14 +47,25 @@ def context_note(state: DialogueState) -> str | None:
     parts: list[str] = []
     known = [f"{SLOT_LABELS.get(k, k)}: {v}" for k, v in state.slots.items() if k in SLOT_LABELS and v]
     if known:
-        parts.append("Known details: " + "; ".join(known) + ".")
+        parts.append("the caller's " + "; ".join(known))
     if state.facts:
-        parts.append("Results so far: " + " ".join(state.facts[-3:]))
+        parts.append("what you found: " + " ".join(state.facts[-3:]))
     if state.emotion:
         upset = max(state.emotion.get("angry", 0.0), state.emotion.get("sad", 0.0))
         if upset > 0.5:
-            parts.append("The caller sounds upset: acknowledge it briefly and kindly.")
-    return " ".join(parts) or None
+            parts.append("the caller sounds upset, so acknowledge it briefly and kindly")
+    return f"(Context for you, not to be read out: {'. '.join(parts)}.)" if parts else None
+
+
+SYMPATHY = "I'm sorry to hear that."
+
+
+def _without_filler(text: str, fillers: tuple[str, ...]) -> str:
+    """The agent's words without the acknowledgement said while the LLM thought (the model copies them)."""
+    for filler in fillers:
+        if text.startswith(filler + " "):
+            return text[len(filler) + 1 :]
+    return text
 
 
 def build_messages(
@@ -69,22 +78,23 @@ def build_messages(
     covers all but the newest turn.
     """
     messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt(persona, tools)}]
+    fillers = (*persona.fillers, SYMPATHY)
     history = [t for t in state.turns if t.heard][-HISTORY_TURNS:]
     last_note = ""
     for i, turn in enumerate(history):
         if turn.role == "caller" and i == len(history) - 1 and turn.note is None:
             note = context_note(state) or ""
             turn.note = "" if note == last_note else note  # only what changed: fewer tokens to evaluate
+        if turn.role == "caller" and turn.note:
+            messages.append({"role": "system", "content": turn.note})
+            last_note = turn.note
         role = "user" if turn.role == "caller" else "assistant"
-        content = turn.heard + (" (interrupted)" if turn.interrupted else "")
+        content = turn.heard if turn.role == "caller" else _without_filler(turn.heard, fillers)
+        content += " (interrupted)" if turn.interrupted else ""
         if messages[-1]["role"] == role:  # two caller turns in a row: merge, templates expect alternation
             messages[-1]["content"] += " " + content
         else:
             messages.append({"role": role, "content": content})
-        if turn.role == "caller" and turn.note:
-            # after the caller's words, so text evaluated while they spoke stays a cached prefix
-            messages.append({"role": "system", "content": turn.note})
-            last_note = turn.note
     messages.extend(tool_rounds or [])
     return messages
 

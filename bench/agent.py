@@ -148,7 +148,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Turns]:
     if args.smollm2:
         configs["SmolLM2-135M, default"] = {"PARLEY_LLM_LOCAL_MODEL": "smollm2"}
     results: dict[str, Turns] = {}
-    for label, env in configs.items():
+    for label, env in list(configs.items())[: args.configs]:
         results[label] = await run_config(tmp, f"config{len(results)}", clips, env)
     return results
 
@@ -158,6 +158,7 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=len(QUESTIONS))
     ap.add_argument("--smollm2", action="store_true", help="also measure the SmolLM2-135M fallback")
     ap.add_argument("--replies", action="store_true", help="print what the agent said")
+    ap.add_argument("--configs", type=int, default=99, help="run only the first N configurations")
     args = ap.parse_args()
     print(f"# Parley LLM-policy benchmark  ({time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs)\n")
     results = asyncio.run(bench(args))

@@ -222,7 +222,7 @@ async def bench(args: argparse.Namespace) -> None:
     if args.llm:
         from bench import agent
 
-        results = await agent.bench(argparse.Namespace(turns=len(agent.QUESTIONS), smollm2=False))
+        results = await agent.bench(argparse.Namespace(turns=len(agent.QUESTIONS), smollm2=False, configs=99))
         print("\n## LLM policy: free questions, one caller, local Qwen2.5-1.5B (ms)\n")
         agent.table(results)
 
