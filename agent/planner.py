@@ -34,6 +34,7 @@ _EXPECT = (
 )
 
 
+FAREWELL_WORDS = 6  # "No, that's all. Goodbye." ends the call even when the intent match is loose
 SHORT_ANSWER_WORDS = 12  # digits spoken one by one count as one word
 TOOL_RESULT = "\x00tool-result"  # Plan.reply placeholder: speak what the tools found
 
@@ -62,7 +63,8 @@ def plan(
     if intent == "human" and PERSON_RE.search(caller_text):
         reason = slots.get("issue_type", "caller asked for a person")
         return Plan([("transfer_to_human", {"reason": reason})], reply=_first(templates, "human"))
-    if intent == "goodbye" and not changed and FAREWELL_RE.search(caller_text):
+    farewell = FAREWELL_RE.search(caller_text) is not None
+    if farewell and not changed and (intent == "goodbye" or len(caller_text.split()) <= FAREWELL_WORDS):
         return Plan([("end_call", {"reason": "caller said goodbye"})], reply=_first(templates, "goodbye"))
     tools: list[tuple[str, dict[str, Any]]] = []
     if "order_number" in changed:

@@ -68,6 +68,8 @@ async def test_scripted_call_fills_slots_and_uses_tools(llm_parley: ServerProces
         )
         await caller.say(speech(voice, "No, that's all. Goodbye."))
         ended = await caller.wait_for("session.ended", timeout=60)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{transcript([e for _, e in log.events])}") from None
     finally:
         await caller.close(end=False)
     events = [e for _, e in log.events]

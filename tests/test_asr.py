@@ -53,7 +53,9 @@ def test_base_model_is_assembled_and_multilingual(tmp_path_factory: pytest.TempP
     from pathlib import Path
 
     shared = Path(__file__).resolve().parent.parent / "var" / "models"
-    model_dir = manifest.assemble_whisper_base(shared if (shared / "whisper-base" / "model.bin").exists() else tmp_path_factory.mktemp("m"))
+    model_dir = manifest.assemble_whisper_base(
+        shared if (shared / "whisper-base" / "model.bin").exists() else tmp_path_factory.mktemp("m")
+    )
     base = FasterWhisperASR(model_dir, select_device("cpu"))
     assert base.multilingual
     wav, ref = librivox_clips()[1]

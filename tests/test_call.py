@@ -191,7 +191,16 @@ async def test_chinese_call_uses_the_multilingual_model(server: ServerProcess, t
     wav = tmp_path / "zh.wav"
     await asyncio.to_thread(
         subprocess.run,
-        ["espeak-ng", "-v", "cmn-latn-pinyin", "-s", "150", "-w", str(wav), "ni3 hao3, wo3 xiang3 cha2 xun2 yi2 xia4 wo3 de5 ding4 dan1"],
+        [
+            "espeak-ng",
+            "-v",
+            "cmn-latn-pinyin",
+            "-s",
+            "150",
+            "-w",
+            str(wav),
+            "ni3 hao3, wo3 xiang3 cha2 xun2 yi2 xia4 wo3 de5 ding4 dan1",
+        ],
         check=True,
     )
     caller = Caller(f"{server.ws}/ws/call", language="zh", realtime=2.0)

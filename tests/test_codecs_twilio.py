@@ -56,13 +56,26 @@ def audioop_or_skip() -> Any:
 
 @pytest.mark.parametrize(
     ("sample", "code"),
-    [(0, 0xFF), (1, 0xFF), (-1, 0x7E), (32767, 0x80), (32635, 0x80), (-32768, 0x00), (-32767, 0x00), (100, 0xF2), (-100, 0x72), (1000, 0xCE)],
+    [
+        (0, 0xFF),
+        (1, 0xFF),
+        (-1, 0x7E),
+        (32767, 0x80),
+        (32635, 0x80),
+        (-32768, 0x00),
+        (-32767, 0x00),
+        (100, 0xF2),
+        (-100, 0x72),
+        (1000, 0xCE),
+    ],
 )
 def test_mulaw_encode_vectors(sample: int, code: int) -> None:
     assert tw.ulaw_encode(np.array([sample], dtype=np.int16)) == bytes([code])
 
 
-@pytest.mark.parametrize(("code", "sample"), [(0xFF, 0), (0x7F, 0), (0x80, 32124), (0x00, -32124), (0xF0, 120), (0x70, -120), (0xEF, 132), (0xCE, 988)])
+@pytest.mark.parametrize(
+    ("code", "sample"), [(0xFF, 0), (0x7F, 0), (0x80, 32124), (0x00, -32124), (0xF0, 120), (0x70, -120), (0xEF, 132), (0xCE, 988)]
+)
 def test_mulaw_decode_vectors(code: int, sample: int) -> None:
     assert tw.ulaw_decode(bytes([code])).tolist() == [sample]
 
@@ -148,7 +161,10 @@ def test_stop_before_start_ends_the_stream() -> None:
         (b"\x00\x01", "binary_frame"),
         (media_msg("AAAA"), "not_started"),
         ('{"event": "mark", "mark": {"name": "1:100"}}', "not_started"),
-        (json.dumps({**START, "start": {**START["start"], "mediaFormat": {"encoding": "audio/x-l16", "sampleRate": 16000}}}), "unsupported_media_format"),
+        (
+            json.dumps({**START, "start": {**START["start"], "mediaFormat": {"encoding": "audio/x-l16", "sampleRate": 16000}}}),
+            "unsupported_media_format",
+        ),
         (json.dumps({**START, "start": {**START["start"], "customParameters": ["x"]}}), "invalid_message"),
         (json.dumps({**START, "start": {k: v for k, v in START["start"].items() if k != "streamSid"}}), "invalid_message"),
     ],
@@ -246,17 +262,28 @@ def test_output_new_turn_restarts_positions_and_clear_drops_the_rest() -> None:
 
 def test_connect_stream_twiml() -> None:
     xml = twiml.connect_stream_twiml("wss://voice.example.com/ws/twilio", {"persona": "sales & <support>", "language": "en"})
-    assert xml.startswith('<?xml version="1.0" encoding="UTF-8"?><Response><Connect><Stream url="wss://voice.example.com/ws/twilio">')
+    assert xml.startswith(
+        '<?xml version="1.0" encoding="UTF-8"?><Response><Connect><Stream url="wss://voice.example.com/ws/twilio">'
+    )
     root = ET.fromstring(xml)
     stream = root.find("./Connect/Stream")
     assert root.tag == "Response" and stream is not None
-    assert [(p.get("name"), p.get("value")) for p in stream.findall("Parameter")] == [("persona", "sales & <support>"), ("language", "en")]
+    assert [(p.get("name"), p.get("value")) for p in stream.findall("Parameter")] == [
+        ("persona", "sales & <support>"),
+        ("language", "en"),
+    ]
 
 
 def test_signature_matches_twilios_documented_example() -> None:
     # the worked example of Twilio's "Validating requests" guide
     url = "https://mycompany.com/myapp.php?foo=1&bar=2"
-    params = {"CallSid": "CA1234567890ABCDE", "Caller": "+12349013030", "Digits": "1234", "From": "+12349013030", "To": "+18005551212"}
+    params = {
+        "CallSid": "CA1234567890ABCDE",
+        "Caller": "+12349013030",
+        "Digits": "1234",
+        "From": "+12349013030",
+        "To": "+18005551212",
+    }
     assert twiml.twilio_signature("12345", url, params.items()) == "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
     assert twiml.signature_valid("12345", "0/KCTR6DLpKmkAf8muzZqo1nDgQ=", [url], params.items())
     assert not twiml.signature_valid("12345", "0/KCTR6DLpKmkAf8muzZqo1nDgQ=", [url], {**params, "Digits": "1235"}.items())
@@ -331,7 +358,9 @@ async def test_we_and_pipecat_read_twilios_messages_alike() -> None:
     assert isinstance(theirs, InputAudioRawFrame) and isinstance(ours, tw.Media)
     assert theirs.audio == ours.samples.astype("<i2").tobytes()
     for digit in "0123456789*#":
-        dtmf = json.dumps({"event": "dtmf", "streamSid": SID, "sequenceNumber": "5", "dtmf": {"track": "inbound_track", "digit": digit}})
+        dtmf = json.dumps(
+            {"event": "dtmf", "streamSid": SID, "sequenceNumber": "5", "dtmf": {"track": "inbound_track", "digit": digit}}
+        )
         them = await ser.deserialize(dtmf)
         assert isinstance(them, InputDTMFFrame)
         assert started().receive(dtmf) == tw.Dtmf(them.button.value, "inbound_track")

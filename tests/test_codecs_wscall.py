@@ -101,7 +101,10 @@ def test_oversized_text_closes_1009() -> None:
 def test_encode_events() -> None:
     assert CallCodec.encode(ev.AgentAudio(b"\x01\x02", 3)) == b"\x01\x02"
     cases: list[tuple[ev.OutboundEvent, dict[str, object]]] = [
-        (ev.SessionCreated("abc", 24000, 16000), {"type": "session.created", "session_id": "abc", "output_audio": {"format": "pcm16", "sample_rate": 24000}}),
+        (
+            ev.SessionCreated("abc", 24000, 16000),
+            {"type": "session.created", "session_id": "abc", "output_audio": {"format": "pcm16", "sample_rate": 24000}},
+        ),
         (ev.SpeechStarted(120), {"type": "speech.started", "t_ms": 120}),
         (ev.SpeechStopped(900), {"type": "speech.stopped", "t_ms": 900}),
         (ev.TranscriptPartial("hel", 500), {"type": "transcript.partial", "text": "hel"}),

@@ -338,3 +338,16 @@ async def test_rate_limited_endpoint_is_retried_with_backoff_then_apologised(tmp
     await srv.wait_closed()
     await policy.aclose()
     await llm.aclose()
+
+
+async def test_a_short_farewell_ends_the_call_even_with_a_loose_intent_match(store: Store, tmp_path: Path) -> None:
+    class Loose(KeywordIntents):
+        async def aclassify(self, text: str) -> Reply:
+            return Reply("thanks", 0.91)
+
+    policy, events = make_policy(ScriptedLLM([TextDelta("unused")]), store, tmp_path)
+    policy.intents = Loose()  # type: ignore[assignment]
+    await turn(policy, DialogueState(), "No, that's all. Goodbye.")
+    assert names(events, "agent.tool_call") == ["end_call"]
+    assert policy.last_reply is not None and policy.last_reply.effect == "end_call"
+    await policy.aclose()

@@ -12,7 +12,9 @@ from settings import Settings
 def test_defaults_and_types() -> None:
     s = Settings.from_env({})
     assert (s.host, s.port, s.device, s.max_frame_bytes) == ("127.0.0.1", 8000, "auto", 65536)
-    s = Settings.from_env({"PARLEY_PORT": "9001", "PARLEY_SMART_TURN": "false", "PARLEY_DATA_DIR": "/tmp/x", "PARLEY_PLAYBACK_LEAD_MS": "120"})
+    s = Settings.from_env(
+        {"PARLEY_PORT": "9001", "PARLEY_SMART_TURN": "false", "PARLEY_DATA_DIR": "/tmp/x", "PARLEY_PLAYBACK_LEAD_MS": "120"}
+    )
     assert s.port == 9001 and s.smart_turn is False and s.data_dir == Path("/tmp/x") and s.playback_lead_ms == 120
     assert s.db_url == "sqlite+aiosqlite:////tmp/x/parley.db"
 

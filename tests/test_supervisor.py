@@ -136,7 +136,9 @@ async def check_alert(page: Page, caller: Caller) -> None:
     text = await page.wait_for(f"{q(badge)}?.textContent", bool, 5, "the alert badge")
     seconds = alert["t_ms"] // 1000
     assert alert["kind"].capitalize() in text and f"{seconds // 60}:{seconds % 60:02d}" in text, (text, alert)
-    await page.wait_for(f"{q('[data-testid=alert-announcer]')}.textContent", lambda t: alert["kind"].capitalize() in t, 5, "the announcement")
+    await page.wait_for(
+        f"{q('[data-testid=alert-announcer]')}.textContent", lambda t: alert["kind"].capitalize() in t, 5, "the announcement"
+    )
     assert (await call_stats(page, call_id))["alerts"] >= 1
     await asyncio.sleep(0.3)  # the plot's next frame
     await asyncio.to_thread(ARTIFACTS.mkdir, exist_ok=True)

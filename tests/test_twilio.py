@@ -110,12 +110,24 @@ def twilio_msg(event: str, seq: int, **body: Any) -> str:
 
 def start_msg(**params: str) -> str:
     fmt = {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
-    start = {"streamSid": SID, "accountSid": "AC1", "callSid": "CA1", "tracks": ["inbound"], "customParameters": params, "mediaFormat": fmt}
+    start = {
+        "streamSid": SID,
+        "accountSid": "AC1",
+        "callSid": "CA1",
+        "tracks": ["inbound"],
+        "customParameters": params,
+        "mediaFormat": fmt,
+    }
     return twilio_msg("start", 1, start=start)
 
 
 def media_msg(seq: int, pcm: np.ndarray) -> str:
-    body = {"track": "inbound", "chunk": str(seq), "timestamp": str(seq * 20), "payload": base64.b64encode(tw.ulaw_encode(pcm)).decode()}
+    body = {
+        "track": "inbound",
+        "chunk": str(seq),
+        "timestamp": str(seq * 20),
+        "payload": base64.b64encode(tw.ulaw_encode(pcm)).decode(),
+    }
     return twilio_msg("media", seq, media=body)
 
 
@@ -205,7 +217,11 @@ def test_stream_marks_confirm_what_was_heard_and_clear_cuts_the_greeting() -> No
     [session] = fake.sessions
     [conn] = fake.connections
     assert fake.released == [session] and session.end_reason == "caller_ended"
-    assert fake.starts[0].language == "en" and fake.starts[0].metadata == {"callSid": "CA1", "streamSid": SID, "accountSid": "AC1"}
+    assert fake.starts[0].language == "en" and fake.starts[0].metadata == {
+        "callSid": "CA1",
+        "streamSid": SID,
+        "accountSid": "AC1",
+    }
     assert received[0] == {"event": "mark", "streamSid": SID, "mark": {"name": f"session:{session.id}"}}
 
     # media: 20 ms mu-law chunks carrying exactly the greeting's audio, a mark after every 5th
@@ -223,7 +239,12 @@ def test_stream_marks_confirm_what_was_heard_and_clear_cuts_the_greeting() -> No
     assert interrupted.turn_id == 1 and interrupted.played_ms == 500
     assert interrupted.heard_text == "alpha bravo"  # 500 ms of a 3 s, 12-word clause
     greeting = session.state.turns[0]
-    assert greeting.role == "agent" and greeting.interrupted and greeting.heard == "alpha bravo" and greeting.text.strip() == GREETING
+    assert (
+        greeting.role == "agent"
+        and greeting.interrupted
+        and greeting.heard == "alpha bravo"
+        and greeting.text.strip() == GREETING
+    )
     assert conn.marks_confirmed == 5  # the marks echoed after the clear were ignored
 
     assert session.state.slots["dtmf"] == "12#" and conn.dtmf_digits == 3
@@ -254,7 +275,9 @@ def test_stream_signature_is_checked_on_the_handshake() -> None:
 # ---- /twilio/voice ---------------------------------------------------------------------------------
 
 
-async def voice(fake: FakeParley, url: str, method: str = "GET", form: dict[str, str] | None = None, signature: str | None = None) -> httpx.Response:
+async def voice(
+    fake: FakeParley, url: str, method: str = "GET", form: dict[str, str] | None = None, signature: str | None = None
+) -> httpx.Response:
     headers = {"X-Twilio-Signature": signature} if signature is not None else {}
     transport = httpx.ASGITransport(app=fake.app())
     async with httpx.AsyncClient(transport=transport) as client:
@@ -272,7 +295,9 @@ def stream_of(twiml: str) -> tuple[str, list[tuple[str, str]]]:
 async def test_voice_webhook_connects_the_call_to_the_stream() -> None:
     fake = FakeParley()
     try:
-        r = await voice(fake, "https://voice.example.com/twilio/voice?language=en-US&persona=default&junk=1", "POST", {"CallSid": "CA1"})
+        r = await voice(
+            fake, "https://voice.example.com/twilio/voice?language=en-US&persona=default&junk=1", "POST", {"CallSid": "CA1"}
+        )
         assert r.status_code == 200 and r.headers["content-type"].startswith("application/xml")
         assert stream_of(r.text) == ("wss://voice.example.com/ws/twilio", [("language", "en-US"), ("persona", "default")])
         r = await voice(fake, "http://localhost:8000/twilio/voice")
@@ -312,7 +337,9 @@ async def test_voice_webhook_signature() -> None:
 
 
 async def test_phone_call_end_to_end(server: ServerProcess) -> None:
-    twiml = await asyncio.to_thread(lambda: urllib.request.urlopen(f"{server.url}/twilio/voice?persona=default", timeout=10).read().decode())
+    twiml = await asyncio.to_thread(
+        lambda: urllib.request.urlopen(f"{server.url}/twilio/voice?persona=default", timeout=10).read().decode()
+    )
     assert stream_of(twiml) == (f"{server.ws}/ws/twilio", [("persona", "default")])
 
     wav, ref = librivox_clips()[1]  # "he was not an ill disposed young man", 3 s
@@ -353,7 +380,9 @@ async def test_phone_call_end_to_end(server: ServerProcess) -> None:
     # barge-in: the stored greeting was cut at a position the phone confirmed by echoing a mark
     first = stored["turns"][0]
     assert first["role"] == "agent" and first["interrupted"] is True
-    confirmed = [float(m.name.split(":")[1]) for m in log.echoed if m.name.startswith("1:") and m.played and m.t < log.clears[0][0]]
+    confirmed = [
+        float(m.name.split(":")[1]) for m in log.echoed if m.name.startswith("1:") and m.played and m.t < log.clears[0][0]
+    ]
     played_ms = first["metrics"]["played_ms"]
     assert confirmed and played_ms in confirmed, (played_ms, confirmed)
     assert played_ms >= max(confirmed) - 300  # the latest confirmation (a few may cross the clear in flight)
