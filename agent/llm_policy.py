@@ -312,6 +312,7 @@ class LLMPolicy:
             state.facts.append(planner.describe(call.name, result.result))
             if call.name == "schedule_callback":
                 state.slots["callback"] = "booked"
+            state.closing = state.closing or result.effect == "end_call"
         return result
 
     def _llm_slots(self, state: DialogueState, raw: str) -> ToolResult:

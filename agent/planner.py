@@ -63,6 +63,10 @@ def plan(
     if intent == "human" and PERSON_RE.search(caller_text):
         reason = slots.get("issue_type", "caller asked for a person")
         return Plan([("transfer_to_human", {"reason": reason})], reply=_first(templates, "human"))
+    if state.closing and len(caller_text.split()) <= 4 and "?" not in caller_text:
+        # "Goodbye!" over the agent's goodbye cut it short: still the end of the call
+        return Plan([("end_call", {"reason": "caller said goodbye"})], reply="Goodbye!")
+    state.closing = False
     farewell = FAREWELL_RE.search(caller_text) is not None
     if farewell and not changed and (intent == "goodbye" or len(caller_text.split()) <= FAREWELL_WORDS):
         return Plan([("end_call", {"reason": "caller said goodbye"})], reply=_first(templates, "goodbye"))

@@ -31,6 +31,7 @@ class DialogueState:
     slots: dict[str, str] = field(default_factory=dict)
     expecting: str | None = None  # the slot the agent has just asked for
     facts: list[str] = field(default_factory=list)  # short results of tools used in this call
+    closing: bool = False  # the agent has said goodbye (end_call); a short reply to it still ends the call
 
     def add_caller(self, text: str, t_ms: int = 0) -> Turn:
         turn = Turn("caller", text, text, t_ms=t_ms)

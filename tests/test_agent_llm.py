@@ -66,7 +66,7 @@ async def test_scripted_call_fills_slots_and_uses_tools(llm_parley: ServerProces
         await reply_to(
             caller, speech(voice, "Can you call me back tomorrow? My number is five five five one two three four five six seven.")
         )
-        await caller.say(speech(voice, "No, that's all. Goodbye."))
+        await caller.say(speech(voice, "That's all, thank you. Goodbye!"))
         ended = await caller.wait_for("session.ended", timeout=60)
     except TimeoutError as exc:
         raise AssertionError(f"{exc}\n{transcript([e for _, e in log.events])}") from None

@@ -351,3 +351,16 @@ async def test_a_short_farewell_ends_the_call_even_with_a_loose_intent_match(sto
     assert names(events, "agent.tool_call") == ["end_call"]
     assert policy.last_reply is not None and policy.last_reply.effect == "end_call"
     await policy.aclose()
+
+
+async def test_goodbye_over_the_agents_goodbye_still_ends_the_call(store: Store, tmp_path: Path) -> None:
+    policy, events = make_policy(ScriptedLLM([TextDelta("Anything else?")]), store, tmp_path)
+    state = DialogueState()
+    await turn(policy, state, "That's all, thank you.")
+    assert state.closing
+    state.add_caller("by")  # "Goodbye!" cut short and misheard, while the agent's goodbye played
+    assert "".join([p async for p in policy.respond(state)]) == "Goodbye!"
+    assert names(events, "agent.tool_call") == ["end_call", "end_call"]
+    await turn(policy, state, "Actually, wait, can you check my refund status please?")
+    assert not state.closing
+    await policy.aclose()
