@@ -193,7 +193,7 @@ class LLMPolicy:
                 yield piece
         state.expecting = planner.expected_slot(" ".join(spoken))
         state.last_intent = intent
-        effect = next((r.effect for r in self._results if r.ok and r.effect != "none"), "none")
+        effect = next((r.effect for r in self._results if r.ok and r.effect != "none"), plan.effect)
         self.last_reply = Reply(
             intent,
             decision.confidence,

@@ -44,6 +44,7 @@ class Plan:
     tools: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     reply: str | None = None  # speak this and skip the LLM
     ack: str | None = None  # speak this first while the LLM works
+    effect: str = "none"  # a side effect decided without a tool (the call is already ending)
 
 
 def plan(
@@ -64,8 +65,8 @@ def plan(
         reason = slots.get("issue_type", "caller asked for a person")
         return Plan([("transfer_to_human", {"reason": reason})], reply=_first(templates, "human"))
     if state.closing and len(caller_text.split()) <= 4 and "?" not in caller_text:
-        # "Goodbye!" over the agent's goodbye cut it short: still the end of the call
-        return Plan([("end_call", {"reason": "caller said goodbye"})], reply="Goodbye!")
+        # "Goodbye!" over the agent's goodbye cut it short: end_call has run already, the call still ends
+        return Plan(reply="Goodbye!", effect="end_call")
     state.closing = False
     farewell = FAREWELL_RE.search(caller_text) is not None
     if farewell and not changed and (intent == "goodbye" or len(caller_text.split()) <= FAREWELL_WORDS):
