@@ -19,6 +19,7 @@ from agent.personas import Persona
 from agent.slots import words_to_digits
 from agent.speech_text import spell_numbers
 from agent.state import DialogueState
+from agent.tools import Effect
 
 # effectful intents need the words too: an embedding match alone may hang up on "No..."
 FAREWELL_RE = re.compile(r"\b(good ?bye|bye|that'?s all|that is all|hang up)\b|再见", re.I)
@@ -44,7 +45,7 @@ class Plan:
     tools: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     reply: str | None = None  # speak this and skip the LLM
     ack: str | None = None  # speak this first while the LLM works
-    effect: str = "none"  # a side effect decided without a tool (the call is already ending)
+    effect: Effect = "none"  # a side effect decided without a tool (the call is already ending)
 
 
 def plan(
